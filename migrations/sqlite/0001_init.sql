@@ -1,0 +1,111 @@
+-- xacthuc schema, SQLite dialect. Times are unix seconds; ids are UUIDs stored as 16-byte BLOBs.
+-- Keep in step with migrations/postgres/0001_init.sql (same tables, same columns).
+
+CREATE TABLE accounts (
+    id                 BLOB PRIMARY KEY,
+    username           TEXT NOT NULL UNIQUE,
+    password_hash      TEXT,
+    as_level           INTEGER NOT NULL CHECK (as_level BETWEEN 1 AND 4),
+    email              TEXT,
+    phone              TEXT,
+    full_name          TEXT,
+    birth_date         TEXT,
+    sex                TEXT,
+    national_id_enc    TEXT,
+    national_id_hash   TEXT UNIQUE,
+    national_id_masked TEXT,
+    status             TEXT NOT NULL DEFAULT 'active',
+    created_at         INTEGER NOT NULL,
+    updated_at         INTEGER NOT NULL
+);
+
+CREATE TABLE clients (
+    id            TEXT PRIMARY KEY,
+    name          TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    secret_hash   TEXT,
+    redirect_uris TEXT NOT NULL,
+    id_token_alg  TEXT NOT NULL,
+    created_at    INTEGER NOT NULL
+);
+
+CREATE TABLE signing_keys (
+    kid             TEXT PRIMARY KEY,
+    alg             TEXT NOT NULL,
+    private_key_enc TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    retired_at      INTEGER
+);
+
+CREATE TABLE sessions (
+    id         BLOB PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    account_id BLOB NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    factors    TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX sessions_account ON sessions(account_id);
+CREATE INDEX sessions_expires ON sessions(expires_at);
+
+CREATE TABLE pending_authorizations (
+    id_hash      TEXT PRIMARY KEY,
+    request_json TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL
+);
+CREATE INDEX pending_authorizations_expires ON pending_authorizations(expires_at);
+
+CREATE TABLE grants (
+    id         BLOB PRIMARY KEY,
+    client_id  TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+    account_id BLOB NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    session_id BLOB NOT NULL,
+    scope      TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE INDEX grants_account ON grants(account_id);
+CREATE INDEX grants_session ON grants(session_id);
+
+CREATE TABLE auth_codes (
+    code_hash  TEXT PRIMARY KEY,
+    grant_id   BLOB NOT NULL REFERENCES grants(id) ON DELETE CASCADE,
+    data       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at    INTEGER
+);
+CREATE INDEX auth_codes_grant ON auth_codes(grant_id);
+
+CREATE TABLE access_tokens (
+    token_hash TEXT PRIMARY KEY,
+    grant_id   BLOB NOT NULL REFERENCES grants(id) ON DELETE CASCADE,
+    scope      TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX access_tokens_grant ON access_tokens(grant_id);
+
+-- Hash-chained audit log. audit_head is a single row updated first in every audited
+-- transaction: that takes the write lock at once and serialises appends to the chain.
+CREATE TABLE audit_head (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    seq  INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);
+INSERT INTO audit_head (id, seq, hash)
+VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+
+CREATE TABLE audit_events (
+    seq        INTEGER PRIMARY KEY,
+    at         INTEGER NOT NULL,
+    kind       TEXT NOT NULL,
+    actor      TEXT NOT NULL,
+    account_id BLOB,
+    client_id  TEXT,
+    details    TEXT NOT NULL,
+    prev_hash  TEXT NOT NULL,
+    hash       TEXT NOT NULL
+);
+CREATE INDEX audit_events_account ON audit_events(account_id);

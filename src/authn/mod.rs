@@ -1,0 +1,2 @@
+//! Authenticators, one module each. Today: passwords (knowledge factor).
+pub mod password;

@@ -1,0 +1,244 @@
+//! The operator's command line: one binary to serve, check the configuration, migrate, and
+//! manage clients, accounts and keys.
+
+use crate::app::now;
+use crate::config::{Config, Overrides};
+use crate::crypto::signing::SigningAlg;
+use crate::service::accounts::{IdentityInput, RegistrationError, RegistrationInput};
+use crate::service::clients::{self, NewClient};
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "xacthuc", version, about = "Identity provider for Vietnamese online public services")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "XACTHUC_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address and port to listen on, e.g. 127.0.0.1:8080.
+    #[arg(long, global = true)]
+    pub listen: Option<String>,
+    /// State directory (SQLite database, development keys).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Public base URL (the OpenID Connect issuer).
+    #[arg(long, global = true)]
+    pub issuer: Option<String>,
+    /// sqlite:… or postgres://…
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the gateway.
+    Serve,
+    /// Check the configuration and list every problem.
+    CheckConfig,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Relying parties (portals).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Citizen accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Register a client. Without --public or --secret-file a secret is generated and printed once.
+    Add {
+        #[arg(long)]
+        id: String,
+        /// Exact redirect URI; repeat for several.
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// A public client (browser/native app): no secret, PKCE required.
+        #[arg(long, conflicts_with = "secret_file")]
+        public: bool,
+        /// File holding the client secret (at least 32 characters).
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+        /// ID token signing algorithm.
+        #[arg(long, default_value = "PS256", value_parser = ["PS256", "ES256", "RS256"])]
+        alg: String,
+        /// Display name shown to citizens.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List clients.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccountCommand {
+    /// Create an account (AS-1, or AS-2 with the identity fields).
+    Add {
+        #[arg(long)]
+        username: String,
+        /// File whose first line is the password.
+        #[arg(long)]
+        password_file: PathBuf,
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+        as_level: u8,
+        #[arg(long)]
+        national_id: Option<String>,
+        #[arg(long)]
+        full_name: Option<String>,
+        /// YYYY-MM-DD
+        #[arg(long)]
+        birth_date: Option<String>,
+        #[arg(long, value_parser = ["male", "female"])]
+        sex: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Print a new random data key (base64) for data_key_file.
+    GenerateDataKey,
+}
+
+fn load_config(g: &GlobalArgs) -> anyhow::Result<Config> {
+    let flags = Overrides {
+        listen: g.listen.clone(),
+        data_dir: g.data_dir.clone(),
+        issuer: g.issuer.clone(),
+        database_url: g.database_url.clone(),
+    };
+    Config::load(g.config.as_deref(), std::env::vars(), &flags).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))
+}
+
+/// Logs go to stderr, human-readable or JSON (`log_format`). `RUST_LOG` filters.
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = load_config(&cli.global);
+    init_logging(config.as_ref().is_ok_and(|c| c.log_format == "json"));
+    match cli.command {
+        Command::CheckConfig => {
+            let config = config?;
+            if config.password.memory_kib < 19456 || config.password.iterations < 2 {
+                println!("warning: password hashing parameters are below the OWASP recommendation (19456 KiB, 2 iterations)");
+            }
+            println!("configuration is valid");
+            Ok(())
+        }
+        Command::Keys(KeysCommand::GenerateDataKey) => {
+            let key = crate::crypto::secretbox::DataKey::generate().map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", key.to_base64());
+            Ok(())
+        }
+        Command::Serve => serve(config?).await,
+        Command::Migrate => {
+            let config = config?;
+            crate::store::connect(&config.database_url()).await.context("migration failed")?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::Client(cmd) => {
+            let state = crate::service::bootstrap::build_state(config?, now()).await?;
+            client_command(&state, cmd).await
+        }
+        Command::Account(cmd) => {
+            let state = crate::service::bootstrap::build_state(config?, now()).await?;
+            account_command(&state, cmd).await
+        }
+    }
+}
+
+fn read_secret(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(text.lines().next().unwrap_or("").to_string())
+}
+
+async fn client_command(state: &crate::app::AppState, cmd: ClientCommand) -> anyhow::Result<()> {
+    match cmd {
+        ClientCommand::Add { id, redirect_uris, public, secret_file, alg, name } => {
+            let (secret, generated) = match (public, secret_file) {
+                (true, _) => (None, false),
+                (false, Some(f)) => (Some(read_secret(&f)?), false),
+                (false, None) => (Some(crate::service::random_token()?), true),
+            };
+            let alg: SigningAlg = alg.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let new = NewClient { id, name, redirect_uris, secret: secret.clone(), alg };
+            let record = clients::add_client(state.store.as_ref(), &new, "operator", now()).await?;
+            println!("client {} registered ({:?}, ID tokens {})", record.id, record.kind, record.id_token_alg);
+            if generated && let Some(s) = secret {
+                println!("client secret (shown once, store it now): {s}");
+            }
+            Ok(())
+        }
+        ClientCommand::List => {
+            for c in state.store.list_clients().await? {
+                println!("{}\t{:?}\t{}\t{}", c.id, c.kind, c.id_token_alg, c.redirect_uris.join(" "));
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn account_command(state: &crate::app::AppState, cmd: AccountCommand) -> anyhow::Result<()> {
+    let AccountCommand::Add { username, password_file, as_level, national_id, full_name, birth_date, sex, email, phone } = cmd;
+    let password = read_secret(&password_file)?;
+    let identity = match (as_level, national_id, full_name, birth_date, sex) {
+        (2, Some(national_id), Some(full_name), Some(birth_date), Some(sex)) => {
+            Some(IdentityInput { national_id, full_name, birth_date, sex })
+        }
+        (2, ..) => bail!("--as-level 2 needs --national-id, --full-name, --birth-date and --sex"),
+        (_, None, None, None, None) => None,
+        _ => bail!("identity fields are for --as-level 2"),
+    };
+    let input = RegistrationInput { username, password: password.clone(), password_confirm: password, email, phone, identity };
+    match crate::service::accounts::register(state, input, crate::i18n::Lang::En, "operator", now()).await {
+        Ok(a) => {
+            println!("account {} created at AS-{} (id {})", a.username, a.as_level.number(), a.id);
+            Ok(())
+        }
+        Err(RegistrationError::Invalid(problems)) => {
+            for p in &problems {
+                eprintln!("{}: {}", p.field, p.message);
+            }
+            bail!("account not created")
+        }
+        Err(RegistrationError::Service(e)) => Err(e.into()),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen: std::net::SocketAddr = config.listen.parse().context("listen")?;
+    let state = crate::service::bootstrap::build_state(config, now()).await?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(issuer = state.issuer(), %listen, "xacthuc is serving");
+    if state.demo.is_some() {
+        tracing::info!("demo portal: {}/demo", state.issuer());
+    }
+    let app = crate::app::router(state);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+    Ok(())
+}
+
+async fn shutdown() {
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,221 @@
+//! Protocol endpoints: discovery, JWKS, authorize, token, userinfo.
+
+use super::ctx::{WebCtx, urlencoding};
+use super::error::{OAuthJson, no_store};
+use crate::app::{AppState, now};
+use crate::oidc::authorize::RawAuthorizeRequest;
+use crate::oidc::token::TokenRequest;
+use crate::oidc::{OAuthError, discovery as disco};
+use crate::service::authorize::{self, AuthorizeOutcome};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+use serde::Deserialize;
+
+fn cacheable_json(body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300")),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+pub async fn discovery(State(state): State<AppState>) -> Response {
+    match disco::metadata(state.issuer(), &state.keys.algorithms()).and_then(|m| Ok(serde_json::to_string(&m))) {
+        Ok(Ok(json)) => cacheable_json(json),
+        _ => OAuthJson::new(OAuthError::server_error("discovery unavailable")).into_response(),
+    }
+}
+
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    cacheable_json(state.keys.jwks_json().to_string())
+}
+
+/// Parameters "MUST NOT be included more than once" (RFC 6749 §3.1): the derived
+/// deserializer refuses duplicate fields, which we report as a malformed request.
+fn parse_form<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, OAuthError> {
+    serde_urlencoded::from_bytes(bytes).map_err(|e| OAuthError::invalid_request("malformed request parameters").with_detail(e.to_string()))
+}
+
+async fn authorize_with(state: AppState, ctx: WebCtx, raw: Result<RawAuthorizeRequest, OAuthError>) -> Response {
+    let raw = match raw {
+        Ok(r) => r,
+        Err(e) => return outcome(ctx, AuthorizeOutcome::ErrorPage(e)),
+    };
+    let mut ctx = ctx;
+    ctx.prefer(raw.ui_locales.as_deref());
+    match authorize::start(&state, &raw, ctx.session.as_ref(), now()).await {
+        Ok(o) => outcome(ctx, o),
+        Err(e) => service_failure(ctx, e),
+    }
+}
+
+pub async fn authorize_get(State(state): State<AppState>, ctx: WebCtx, RawQuery(q): RawQuery) -> Response {
+    let raw = parse_form(q.unwrap_or_default().as_bytes());
+    authorize_with(state, ctx, raw).await
+}
+
+/// OIDC Core §3.1.2.1: the authorization endpoint MUST support GET and POST.
+pub async fn authorize_post(State(state): State<AppState>, ctx: WebCtx, body: Bytes) -> Response {
+    let raw = parse_form(&body);
+    authorize_with(state, ctx, raw).await
+}
+
+#[derive(Deserialize)]
+pub struct PendingQuery {
+    pub r: Option<String>,
+}
+
+pub async fn authorize_resume(State(state): State<AppState>, ctx: WebCtx, Query(q): Query<PendingQuery>) -> Response {
+    let Some(r) = q.r else { return expired(ctx) };
+    match authorize::resume(&state, &r, ctx.session.as_ref(), now()).await {
+        Ok(Some(o)) => outcome(ctx, o),
+        Ok(None) => expired(ctx),
+        Err(e) => service_failure(ctx, e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CancelForm {
+    pub r: String,
+    pub csrf: String,
+    pub reason: Option<String>,
+}
+
+pub async fn authorize_cancel(State(state): State<AppState>, ctx: WebCtx, body: Bytes) -> Response {
+    let Ok(form) = parse_form::<CancelForm>(&body) else { return expired(ctx) };
+    if !ctx.csrf_ok(&form.csrf) {
+        return csrf_failed(ctx);
+    }
+    let reason = match form.reason.as_deref() {
+        Some("insufficient_assurance") => "the account's registration level is below what the service requires",
+        _ => "the citizen cancelled the sign-in",
+    };
+    match authorize::cancel(&state, &form.r, reason, now()).await {
+        Ok(Some(url)) => ctx.redirect(&url),
+        Ok(None) => expired(ctx),
+        Err(e) => service_failure(ctx, e),
+    }
+}
+
+fn outcome(ctx: WebCtx, o: AuthorizeOutcome) -> Response {
+    match o {
+        AuthorizeOutcome::Redirect(url) => ctx.redirect(&url),
+        AuthorizeOutcome::ErrorPage(e) => {
+            tracing::info!(code = e.code, detail = e.detail.as_deref().unwrap_or(""), "authorization request refused");
+            let title = ctx.t("err_authorize_title");
+            let message = format!("{} ({}: {})", ctx.t("err_authorize_text"), e.code, e.description);
+            ctx.error_page(StatusCode::BAD_REQUEST, title, message)
+        }
+        AuthorizeOutcome::SignIn { pending } => {
+            let to = format!("/login?r={}", urlencoding(&pending));
+            ctx.redirect(&to)
+        }
+        AuthorizeOutcome::Insufficient { pending, required, current, client_name } => ctx.page(
+            StatusCode::FORBIDDEN,
+            "insufficient.html",
+            context! {
+                pending => pending,
+                required => required.number(),
+                current => current.number(),
+                client_name => client_name,
+                can_self_declare => current.number() == 1 && required.number() == 2,
+            },
+        ),
+    }
+}
+
+fn expired(ctx: WebCtx) -> Response {
+    let title = ctx.t("err_expired_title");
+    let message = ctx.t("err_expired_text");
+    ctx.error_page(StatusCode::BAD_REQUEST, title, message)
+}
+
+pub fn csrf_failed(ctx: WebCtx) -> Response {
+    let title = ctx.t("err_csrf_title");
+    let message = ctx.t("err_csrf_text");
+    ctx.error_page(StatusCode::FORBIDDEN, title, message)
+}
+
+pub fn service_failure(ctx: WebCtx, e: crate::service::ServiceError) -> Response {
+    tracing::error!(error = %e, "request failed");
+    let title = ctx.t("err_internal_title");
+    let message = ctx.t("err_internal_text");
+    ctx.error_page(StatusCode::INTERNAL_SERVER_ERROR, title, message)
+}
+
+pub async fn token_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    // RFC 6749 §4.1.3: the request uses application/x-www-form-urlencoded.
+    let form_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")));
+    if !form_type {
+        return OAuthJson::new(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded")).into_response();
+    }
+    let req: TokenRequest = match parse_form(&body) {
+        Ok(r) => r,
+        Err(e) => return OAuthJson::new(e).into_response(),
+    };
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match crate::service::token::exchange(&state, authorization, &req, now()).await {
+        Ok((response, _)) => (StatusCode::OK, no_store(), Json(response)).into_response(),
+        Err((error, _)) => {
+            // RFC 6749 §5.2: invalid_client is 401 with a WWW-Authenticate challenge.
+            let challenge = (error.code == "invalid_client").then_some("Basic");
+            OAuthJson { error, challenge }.into_response()
+        }
+    }
+}
+
+/// RFC 6750 §2.1 (header) and §2.2 (form body) bearer tokens.
+pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let from_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(|t| t.trim().to_string());
+    #[derive(Deserialize)]
+    struct Body {
+        access_token: Option<String>,
+    }
+    let from_body = serde_urlencoded::from_bytes::<Body>(&body).ok().and_then(|b| b.access_token);
+    let token = match (from_header, from_body) {
+        (Some(_), Some(_)) => {
+            return OAuthJson::new(OAuthError::invalid_request("use one way of sending the access token")).into_response();
+        }
+        (Some(t), None) | (None, Some(t)) => t,
+        (None, None) => {
+            // RFC 6750 §3.1: no error code when the request had no authentication at all.
+            let mut h = no_store();
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"xacthuc\""));
+            return (StatusCode::UNAUTHORIZED, h, Json(OAuthError::invalid_token("access token required").body())).into_response();
+        }
+    };
+    match crate::service::userinfo::userinfo(&state, &token, now()).await {
+        Ok(claims) => (StatusCode::OK, no_store(), Json(claims)).into_response(),
+        Err(error) => {
+            let challenge = (error.status == 401).then_some("Bearer");
+            OAuthJson { error, challenge }.into_response()
+        }
+    }
+}
+
+/// Where to send the browser after sign-in.
+pub fn after_login(pending: Option<&str>) -> String {
+    match pending {
+        Some(r) if !r.is_empty() => format!("/authorize/resume?r={}", urlencoding(r)),
+        _ => "/account".into(),
+    }
+}
+
+pub fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}

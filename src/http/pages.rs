@@ -1,0 +1,43 @@
+//! HTML pages: minijinja templates compiled into the binary, auto-escaped, rendered with the
+//! message bundle of the citizen's language.
+
+use minijinja::{Environment, UndefinedBehavior, Value};
+
+pub struct Pages {
+    env: Environment<'static>,
+}
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("layout.html", include_str!("../../templates/layout.html")),
+    ("macros.html", include_str!("../../templates/macros.html")),
+    ("login.html", include_str!("../../templates/login.html")),
+    ("register.html", include_str!("../../templates/register.html")),
+    ("account.html", include_str!("../../templates/account.html")),
+    ("error.html", include_str!("../../templates/error.html")),
+    ("insufficient.html", include_str!("../../templates/insufficient.html")),
+    ("demo.html", include_str!("../../templates/demo.html")),
+];
+
+pub const STYLESHEET: &str = include_str!("../../static/app.css");
+
+impl Pages {
+    pub fn new() -> Result<Self, minijinja::Error> {
+        let mut env = Environment::new();
+        // Printing a missing message or variable is an error (caught by tests), not blank text;
+        // testing an absent optional value in `{% if %}` is allowed.
+        env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)?;
+        }
+        Ok(Pages { env })
+    }
+
+    pub fn render(&self, name: &str, ctx: Value) -> Result<String, minijinja::Error> {
+        self.env.get_template(name)?.render(ctx)
+    }
+}
+
+/// Any serializable value as a template value.
+pub fn ser<T: serde::Serialize>(value: T) -> Value {
+    Value::from(minijinja::value::Serde(value))
+}

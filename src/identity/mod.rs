@@ -1,0 +1,2 @@
+//! Accounts and registration data: the personal ID number and its consistency checks.
+pub mod national_id;

@@ -1,0 +1,16 @@
+//! xacthuc — an OpenID Connect identity provider for Vietnamese online public services.
+//! `docs/architecture.md` has the module map and the life of one sign-in.
+
+pub mod app;
+pub mod assurance;
+pub mod audit;
+pub mod authn;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod http;
+pub mod i18n;
+pub mod identity;
+pub mod oidc;
+pub mod service;
+pub mod store;

@@ -1,0 +1,347 @@
+//! The authorization endpoint: `RawAuthorizeRequest` → checks → `ValidatedAuthorize`, then the
+//! decision for a given session (issue a code, ask the citizen to sign in, or refuse).
+//!
+//! Errors before the redirect URI is known to be registered are shown as a page and never
+//! redirected (RFC 6749 §4.1.2.1); every later error goes back to the client.
+
+use super::{OAuthError, SUPPORTED_SCOPES, pkce};
+use crate::assurance::{self, Acr, AsLevel, Mechanism, RequestedAcr, VerifiedFactor};
+use crate::store::{ClientKind, ClientRecord};
+use serde::{Deserialize, Serialize};
+
+/// The parameters as received (query string or form body); nothing checked yet.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct RawAuthorizeRequest {
+    pub response_type: Option<String>,
+    pub client_id: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub scope: Option<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub prompt: Option<String>,
+    pub max_age: Option<String>,
+    pub acr_values: Option<String>,
+    pub claims: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub response_mode: Option<String>,
+    pub ui_locales: Option<String>,
+    pub login_hint: Option<String>,
+    pub request: Option<String>,
+    pub request_uri: Option<String>,
+}
+
+/// A request that passed every check; safe to store while the citizen signs in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValidatedAuthorize {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub prompt_none: bool,
+    pub prompt_login: bool,
+    pub max_age: Option<i64>,
+    pub acr: AcrRequest,
+    pub code_challenge: Option<String>,
+    pub ui_locales: Option<String>,
+    pub login_hint: Option<String>,
+}
+
+/// What the client asked of the authentication, from `acr_values` and the `claims` parameter.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AcrRequest {
+    /// Known level-of-assurance values, in the client's order of preference. Any one of them
+    /// satisfies the request.
+    pub values: Vec<Acr>,
+    /// Requested as an essential claim (OIDC Core §5.5.1.1).
+    pub essential: bool,
+}
+
+/// Where an authorization error goes.
+#[derive(Debug, PartialEq)]
+pub enum AuthorizeError {
+    /// Unknown client or unregistered redirect URI: shown to the user, never redirected.
+    Page(OAuthError),
+    /// Sent back to the client's redirect URI with `state`.
+    Redirect { redirect_uri: String, state: Option<String>, error: OAuthError },
+}
+
+const MAX_PARAM_LEN: usize = 2048;
+
+/// Step 1, before anything else: the client must exist. The caller looks it up by
+/// `client_id()` and passes it to [`validate`].
+pub fn client_id(raw: &RawAuthorizeRequest) -> Result<&str, AuthorizeError> {
+    match raw.client_id.as_deref() {
+        Some(id) if !id.is_empty() && id.len() <= 255 => Ok(id),
+        _ => Err(AuthorizeError::Page(OAuthError::invalid_request("client_id is missing"))),
+    }
+}
+
+/// Runs every check in order; the first failure wins.
+pub fn validate(raw: &RawAuthorizeRequest, client: &ClientRecord) -> Result<ValidatedAuthorize, AuthorizeError> {
+    let redirect_uri = check_redirect_uri(raw, client).map_err(AuthorizeError::Page)?;
+    let back = |error: OAuthError| AuthorizeError::Redirect {
+        redirect_uri: redirect_uri.clone(),
+        state: raw.state.clone(),
+        error,
+    };
+    check_lengths(raw).map_err(back)?;
+    check_request_object(raw).map_err(back)?;
+    check_response_type(raw).map_err(back)?;
+    check_response_mode(raw).map_err(back)?;
+    let scopes = check_scope(raw).map_err(back)?;
+    let code_challenge = check_pkce(raw, client).map_err(back)?;
+    let (prompt_none, prompt_login) = check_prompt(raw).map_err(back)?;
+    let max_age = check_max_age(raw).map_err(back)?;
+    let acr = check_acr(raw).map_err(back)?;
+    Ok(ValidatedAuthorize {
+        client_id: client.id.clone(),
+        redirect_uri: redirect_uri.clone(),
+        scopes,
+        state: raw.state.clone(),
+        nonce: raw.nonce.clone().filter(|n| !n.is_empty()),
+        prompt_none,
+        prompt_login,
+        max_age,
+        acr,
+        code_challenge,
+        ui_locales: raw.ui_locales.clone(),
+        login_hint: raw.login_hint.clone(),
+    })
+}
+
+/// OIDC Core §3.1.2.1: redirect_uri is REQUIRED and "MUST exactly match one of the Redirection
+/// URI values for the Client pre-registered at the OpenID Provider" (simple string comparison).
+pub fn check_redirect_uri(raw: &RawAuthorizeRequest, client: &ClientRecord) -> Result<String, OAuthError> {
+    let Some(uri) = raw.redirect_uri.as_deref() else {
+        return Err(OAuthError::invalid_request("redirect_uri is missing"));
+    };
+    if client.redirect_uris.iter().any(|r| r == uri) {
+        Ok(uri.to_string())
+    } else {
+        Err(OAuthError::invalid_request("redirect_uri is not registered for this client").with_detail(uri.to_string()))
+    }
+}
+
+/// Bounds what we store and echo back.
+pub fn check_lengths(raw: &RawAuthorizeRequest) -> Result<(), OAuthError> {
+    let fields = [&raw.state, &raw.nonce, &raw.scope, &raw.acr_values, &raw.claims, &raw.login_hint, &raw.ui_locales];
+    if fields.iter().any(|f| f.as_ref().is_some_and(|v| v.len() > MAX_PARAM_LEN)) {
+        return Err(OAuthError::invalid_request("a parameter is too long"));
+    }
+    Ok(())
+}
+
+/// OIDC Core §6: an OP that does not support request objects returns `request_not_supported`
+/// / `request_uri_not_supported`.
+pub fn check_request_object(raw: &RawAuthorizeRequest) -> Result<(), OAuthError> {
+    if raw.request.is_some() {
+        return Err(OAuthError::request_not_supported("request objects are not supported"));
+    }
+    if raw.request_uri.is_some() {
+        return Err(OAuthError::request_uri_not_supported("request_uri is not supported"));
+    }
+    Ok(())
+}
+
+/// Only the authorization code flow (OIDC Core §3.1): `response_type=code`.
+pub fn check_response_type(raw: &RawAuthorizeRequest) -> Result<(), OAuthError> {
+    match raw.response_type.as_deref() {
+        Some("code") => Ok(()),
+        None => Err(OAuthError::invalid_request("response_type is missing")),
+        Some(_) => Err(OAuthError::unsupported_response_type("only response_type=code is supported")),
+    }
+}
+
+pub fn check_response_mode(raw: &RawAuthorizeRequest) -> Result<(), OAuthError> {
+    match raw.response_mode.as_deref() {
+        None | Some("query") => Ok(()),
+        Some(_) => Err(OAuthError::invalid_request("only response_mode=query is supported")),
+    }
+}
+
+/// OIDC Core §3.1.2.1: "OpenID Connect requests MUST contain the openid scope value."
+/// Unknown scopes are dropped (RFC 6749 §3.3).
+pub fn check_scope(raw: &RawAuthorizeRequest) -> Result<Vec<String>, OAuthError> {
+    let requested: Vec<&str> = raw.scope.as_deref().unwrap_or("").split(' ').filter(|s| !s.is_empty()).collect();
+    if !requested.contains(&"openid") {
+        return Err(OAuthError::invalid_scope("the openid scope is required"));
+    }
+    let mut scopes: Vec<String> = Vec::new();
+    for s in requested {
+        if SUPPORTED_SCOPES.contains(&s) && !scopes.iter().any(|x| x == s) {
+            scopes.push(s.to_string());
+        }
+    }
+    Ok(scopes)
+}
+
+/// RFC 7636 and RFC 9700 §2.1.1: public clients MUST use PKCE; confidential clients may.
+pub fn check_pkce(raw: &RawAuthorizeRequest, client: &ClientRecord) -> Result<Option<String>, OAuthError> {
+    match raw.code_challenge.as_deref() {
+        Some(challenge) => {
+            pkce::check_challenge(challenge, raw.code_challenge_method.as_deref())?;
+            Ok(Some(challenge.to_string()))
+        }
+        None if client.kind == ClientKind::Public => {
+            Err(OAuthError::invalid_request("code_challenge (PKCE, S256) is required for public clients"))
+        }
+        None if raw.code_challenge_method.is_some() => {
+            Err(OAuthError::invalid_request("code_challenge_method without code_challenge"))
+        }
+        None => Ok(None),
+    }
+}
+
+/// OIDC Core §3.1.2.1: "If this parameter contains none with any other value, an error is
+/// returned." Values we do not know are refused rather than silently ignored.
+pub fn check_prompt(raw: &RawAuthorizeRequest) -> Result<(bool, bool), OAuthError> {
+    let values: Vec<&str> = raw.prompt.as_deref().unwrap_or("").split(' ').filter(|s| !s.is_empty()).collect();
+    let none = values.contains(&"none");
+    if none && values.len() > 1 {
+        return Err(OAuthError::invalid_request("prompt=none cannot be combined with other values"));
+    }
+    if let Some(bad) = values.iter().find(|v| !["none", "login", "consent", "select_account"].contains(*v)) {
+        return Err(OAuthError::invalid_request(format!("unsupported prompt value {bad}")));
+    }
+    Ok((none, values.contains(&"login")))
+}
+
+/// OIDC Core §3.1.2.1: max_age is a number of seconds.
+pub fn check_max_age(raw: &RawAuthorizeRequest) -> Result<Option<i64>, OAuthError> {
+    match raw.max_age.as_deref() {
+        None | Some("") => Ok(None),
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 0 => Ok(Some(n)),
+            _ => Err(OAuthError::invalid_request("max_age must be a non-negative integer")),
+        },
+    }
+}
+
+/// `acr_values` (OIDC Core §3.1.2.1) and an `acr` member of `claims.id_token` (§5.5.1.1).
+/// "If the acr Claim is requested as an Essential Claim … the Authorization Server MUST treat
+/// that as a failed authentication attempt" when it cannot satisfy it: an essential request
+/// with no value we know fails here.
+pub fn check_acr(raw: &RawAuthorizeRequest) -> Result<AcrRequest, OAuthError> {
+    let mut request = AcrRequest::default();
+    let add = |values: &mut Vec<Acr>, v: &str| {
+        if let RequestedAcr::Loa(acr) = RequestedAcr::parse(v)
+            && !values.contains(&acr)
+        {
+            values.push(acr);
+        }
+    };
+    if let Some(claims) = raw.claims.as_deref().filter(|c| !c.is_empty()) {
+        let parsed: serde_json::Value = serde_json::from_str(claims)
+            .map_err(|_| OAuthError::invalid_request("claims is not valid JSON"))?;
+        if !parsed.is_object() {
+            return Err(OAuthError::invalid_request("claims must be a JSON object"));
+        }
+        if let Some(acr) = parsed.get("id_token").and_then(|t| t.get("acr")).filter(|a| !a.is_null()) {
+            let essential = acr.get("essential").and_then(|e| e.as_bool()).unwrap_or(false);
+            let mut listed: Vec<String> = Vec::new();
+            if let Some(v) = acr.get("value").and_then(|v| v.as_str()) {
+                listed.push(v.to_string());
+            }
+            if let Some(vs) = acr.get("values").and_then(|v| v.as_array()) {
+                listed.extend(vs.iter().filter_map(|v| v.as_str().map(String::from)));
+            }
+            for v in &listed {
+                add(&mut request.values, v);
+            }
+            if essential {
+                if !listed.is_empty() && request.values.is_empty() {
+                    return Err(OAuthError::unmet_authentication_requirements(
+                        "none of the essential acr values is supported by this provider",
+                    ));
+                }
+                request.essential = !request.values.is_empty();
+            }
+        }
+    }
+    if request.values.is_empty() {
+        for v in raw.acr_values.as_deref().unwrap_or("").split(' ').filter(|s| !s.is_empty()) {
+            add(&mut request.values, v);
+        }
+    }
+    Ok(request)
+}
+
+/// What the gateway knows of the citizen's current sign-in, for the decision.
+#[derive(Clone, Debug)]
+pub struct SessionView<'a> {
+    pub account_as: AsLevel,
+    pub factors: &'a [VerifiedFactor],
+    /// The strongest mechanism the account could reach with what it has enrolled.
+    pub reachable: Mechanism,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum AuthorizeDecision {
+    /// The session satisfies the request: issue a code with these values.
+    Issue { acr: Acr, amr: Vec<String>, auth_time: i64 },
+    /// The citizen must (re-)authenticate reaching at least `mechanism`.
+    Authenticate { mechanism: Mechanism },
+    /// The account's registration level is too low: not a step-up (DESIGN.md), the citizen
+    /// must raise it first; the client gets `access_denied`.
+    InsufficientAssurance { required: AsLevel, current: AsLevel },
+    /// The account cannot reach the mechanism asked for with the factors it has.
+    Unmet { required: Mechanism },
+}
+
+/// Decides for a validated request and the current session (`None`: not signed in).
+/// `authenticated_after`: the citizen signed in during this very request (so `prompt=login`
+/// and `max_age` are satisfied by that sign-in).
+pub fn decide(
+    req: &ValidatedAuthorize,
+    session: Option<&SessionView<'_>>,
+    authenticated_after: Option<i64>,
+    now: i64,
+) -> AuthorizeDecision {
+    let want_floor = req.acr.values.iter().map(|a| a.mechanism).min().unwrap_or(Mechanism::OneFactor);
+    let Some(s) = session else {
+        return AuthorizeDecision::Authenticate { mechanism: want_floor };
+    };
+    let auth_time = s.factors.iter().map(|f| f.at).max().unwrap_or(0);
+    // prompt=login: "The Authorization Server SHOULD prompt the End-User for reauthentication."
+    let fresh_login_needed = req.prompt_login && authenticated_after.is_none_or(|t| auth_time < t);
+    // max_age: "If the elapsed time is greater than this value, the OP MUST attempt to actively
+    // re-authenticate the End-User." Only factors within max_age count toward the mechanism.
+    let factors: Vec<VerifiedFactor> = match req.max_age {
+        Some(max_age) => assurance::fresh_factors(s.factors, now - max_age),
+        None => s.factors.to_vec(),
+    };
+    let Some(mechanism) = assurance::mechanism(&factors) else {
+        return AuthorizeDecision::Authenticate { mechanism: want_floor };
+    };
+    if fresh_login_needed {
+        return AuthorizeDecision::Authenticate { mechanism: want_floor };
+    }
+    let current = Acr::new(s.account_as, mechanism);
+    if req.acr.values.is_empty() || req.acr.values.iter().any(|r| current.satisfies(r)) {
+        return AuthorizeDecision::Issue { acr: current, amr: assurance::amr(&factors), auth_time };
+    }
+    // Not satisfied. The first value (in preference order) the account could reach decides.
+    if let Some(reachable) = req.acr.values.iter().find(|r| r.as_level <= s.account_as && r.mechanism <= s.reachable) {
+        return AuthorizeDecision::Authenticate { mechanism: reachable.mechanism };
+    }
+    match req.acr.values.iter().find(|r| r.as_level > s.account_as) {
+        Some(r) if req.acr.values.iter().all(|v| v.as_level > s.account_as) => {
+            AuthorizeDecision::InsufficientAssurance { required: r.as_level, current: s.account_as }
+        }
+        _ => AuthorizeDecision::Unmet {
+            required: req
+                .acr
+                .values
+                .iter()
+                .filter(|v| v.as_level <= s.account_as)
+                .map(|v| v.mechanism)
+                .min()
+                .unwrap_or(want_floor),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

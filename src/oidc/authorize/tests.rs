@@ -1,0 +1,145 @@
+use super::*;
+use crate::assurance::Method;
+
+fn client(kind: ClientKind) -> ClientRecord {
+    ClientRecord {
+        id: "portal".into(),
+        name: "Portal".into(),
+        kind,
+        secret_hash: None,
+        redirect_uris: vec!["https://portal.example/cb".into()],
+        id_token_alg: "PS256".into(),
+        created_at: 0,
+    }
+}
+
+fn raw() -> RawAuthorizeRequest {
+    RawAuthorizeRequest {
+        response_type: Some("code".into()),
+        client_id: Some("portal".into()),
+        redirect_uri: Some("https://portal.example/cb".into()),
+        scope: Some("openid profile unknown".into()),
+        state: Some("st".into()),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        code_challenge_method: Some("S256".into()),
+        ..Default::default()
+    }
+}
+
+fn code_of(r: Result<ValidatedAuthorize, AuthorizeError>) -> String {
+    match r {
+        Ok(_) => "ok".into(),
+        Err(AuthorizeError::Page(e)) => format!("page:{}", e.code),
+        Err(AuthorizeError::Redirect { error, state, .. }) => {
+            assert_eq!(state.as_deref(), Some("st"), "state echoed");
+            format!("redirect:{}", error.code)
+        }
+    }
+}
+
+#[test]
+fn validation_table() {
+    let public = client(ClientKind::Public);
+    let conf = client(ClientKind::Confidential);
+    type Case = (&'static str, fn(&mut RawAuthorizeRequest), &'static str);
+    let cases: &[Case] = &[
+        ("valid", |_| {}, "ok"),
+        ("redirect differs by a slash", |r| r.redirect_uri = Some("https://portal.example/cb/".into()), "page:invalid_request"),
+        ("redirect missing", |r| r.redirect_uri = None, "page:invalid_request"),
+        ("token flow", |r| r.response_type = Some("token".into()), "redirect:unsupported_response_type"),
+        ("no response_type", |r| r.response_type = None, "redirect:invalid_request"),
+        ("no openid scope", |r| r.scope = Some("profile".into()), "redirect:invalid_scope"),
+        ("no pkce for public", |r| r.code_challenge = None, "redirect:invalid_request"),
+        ("plain pkce", |r| r.code_challenge_method = Some("plain".into()), "redirect:invalid_request"),
+        ("prompt none+login", |r| r.prompt = Some("none login".into()), "redirect:invalid_request"),
+        ("bad max_age", |r| r.max_age = Some("-1".into()), "redirect:invalid_request"),
+        ("request object", |r| r.request = Some("eyJ".into()), "redirect:request_not_supported"),
+        ("claims not json", |r| r.claims = Some("{".into()), "redirect:invalid_request"),
+        (
+            "essential unknown acr",
+            |r| r.claims = Some(r#"{"id_token":{"acr":{"essential":true,"values":["LoA9"]}}}"#.into()),
+            "redirect:unmet_authentication_requirements",
+        ),
+        ("form_post not yet", |r| r.response_mode = Some("form_post".into()), "redirect:invalid_request"),
+    ];
+    for (name, mutate, want) in cases {
+        let mut r = raw();
+        mutate(&mut r);
+        assert_eq!(code_of(validate(&r, &public)), *want, "{name}");
+    }
+    let mut r = raw();
+    r.code_challenge = None;
+    r.code_challenge_method = None;
+    assert_eq!(code_of(validate(&r, &conf)), "ok", "confidential client without PKCE");
+}
+
+#[test]
+fn scopes_and_acr_are_normalised() {
+    let mut r = raw();
+    r.acr_values = Some("LoA1 urn:xacthuc:loa:as2:1fa urn:xacthuc:loa:as2:1fa urn:xacthuc:loa:as1:2fa".into());
+    let v = validate(&r, &client(ClientKind::Public)).unwrap_or_else(|_| unreachable!());
+    assert_eq!(v.scopes, vec!["openid", "profile"]);
+    assert_eq!(v.acr.values.iter().map(|a| a.to_string()).collect::<Vec<_>>(), vec![
+        "urn:xacthuc:loa:as2:1fa",
+        "urn:xacthuc:loa:as1:2fa"
+    ]);
+    assert!(!v.acr.essential);
+    let mut r = raw();
+    r.claims = Some(r#"{"id_token":{"acr":{"essential":true,"value":"urn:xacthuc:loa:as3:2fa"}}}"#.into());
+    let v = validate(&r, &client(ClientKind::Public)).unwrap_or_else(|_| unreachable!());
+    assert!(v.acr.essential);
+    assert_eq!(v.acr.values[0].to_string(), "urn:xacthuc:loa:as3:2fa");
+}
+
+fn req(acr: &[&str], max_age: Option<i64>, prompt_login: bool) -> ValidatedAuthorize {
+    let mut r = raw();
+    r.acr_values = Some(acr.join(" "));
+    let mut v = validate(&r, &client(ClientKind::Public)).unwrap_or_else(|_| unreachable!());
+    v.max_age = max_age;
+    v.prompt_login = prompt_login;
+    v
+}
+
+#[test]
+fn decisions() {
+    let pwd = [VerifiedFactor { method: Method::Password, at: 1000 }];
+    let as1 = SessionView { account_as: AsLevel::As1, factors: &pwd, reachable: Mechanism::OneFactor };
+    let as2 = SessionView { account_as: AsLevel::As2, factors: &pwd, reachable: Mechanism::OneFactor };
+    let as2_totp = SessionView { account_as: AsLevel::As2, factors: &pwd, reachable: Mechanism::TwoFactor };
+
+    assert_eq!(decide(&req(&[], None, false), None, None, 1100), AuthorizeDecision::Authenticate {
+        mechanism: Mechanism::OneFactor
+    });
+    let AuthorizeDecision::Issue { acr, amr, auth_time } = decide(&req(&[], None, false), Some(&as2), None, 1100) else {
+        unreachable!()
+    };
+    assert_eq!((acr.to_string().as_str(), amr, auth_time), ("urn:xacthuc:loa:as2:1fa", vec!["pwd".to_string()], 1000));
+
+    // AS too low is not a step-up.
+    assert_eq!(
+        decide(&req(&["urn:xacthuc:loa:as2:1fa"], None, false), Some(&as1), None, 1100),
+        AuthorizeDecision::InsufficientAssurance { required: AsLevel::As2, current: AsLevel::As1 }
+    );
+    // A preferred value out of reach, a second one satisfied: issue.
+    assert!(matches!(
+        decide(&req(&["urn:xacthuc:loa:as3:1fa", "urn:xacthuc:loa:as1:1fa"], None, false), Some(&as2), None, 1100),
+        AuthorizeDecision::Issue { .. }
+    ));
+    // 2fa asked, account has a second factor: authenticate further.
+    assert_eq!(
+        decide(&req(&["urn:xacthuc:loa:as2:2fa"], None, false), Some(&as2_totp), None, 1100),
+        AuthorizeDecision::Authenticate { mechanism: Mechanism::TwoFactor }
+    );
+    // 2fa asked, account has only a password: unmet.
+    assert_eq!(
+        decide(&req(&["urn:xacthuc:loa:as2:2fa"], None, false), Some(&as2), None, 1100),
+        AuthorizeDecision::Unmet { required: Mechanism::TwoFactor }
+    );
+    // max_age: the factor is 100 s old.
+    assert!(matches!(decide(&req(&[], Some(60), false), Some(&as2), None, 1100), AuthorizeDecision::Authenticate { .. }));
+    assert!(matches!(decide(&req(&[], Some(600), false), Some(&as2), None, 1100), AuthorizeDecision::Issue { .. }));
+    // prompt=login: satisfied only by a sign-in made during this request.
+    assert!(matches!(decide(&req(&[], None, true), Some(&as2), None, 1100), AuthorizeDecision::Authenticate { .. }));
+    assert!(matches!(decide(&req(&[], None, true), Some(&as2), Some(1001), 1100), AuthorizeDecision::Authenticate { .. }));
+    assert!(matches!(decide(&req(&[], None, true), Some(&as2), Some(990), 1100), AuthorizeDecision::Issue { .. }));
+}

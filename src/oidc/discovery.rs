@@ -1,0 +1,103 @@
+//! The discovery document (OpenID Connect Discovery 1.0 §3) advertising exactly what is
+//! implemented, built with `openidconnect`'s `ProviderMetadata`.
+
+use crate::assurance::Acr;
+use crate::crypto::signing::SigningAlg;
+use openidconnect::core::{
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
+    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreJsonWebKey, CoreResponseMode,
+    CoreResponseType, CoreSubjectIdentifierType,
+};
+use openidconnect::{
+    AdditionalProviderMetadata, AuthUrl, AuthenticationContextClass, IssuerUrl, JsonWebKeySetUrl, LanguageTag,
+    ProviderMetadata, ResponseTypes, Scope, TokenUrl, UserInfoUrl,
+};
+use serde::{Deserialize, Serialize};
+
+/// Metadata from RFCs newer than Discovery 1.0.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExtraMetadata {
+    /// RFC 8414 §2 (PKCE methods).
+    pub code_challenge_methods_supported: Vec<String>,
+    /// RFC 9207: we send `iss` in every authorization response.
+    pub authorization_response_iss_parameter_supported: bool,
+}
+
+impl AdditionalProviderMetadata for ExtraMetadata {}
+
+pub type XacthucProviderMetadata = ProviderMetadata<
+    ExtraMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+/// Claims the provider can release (by scope; see `claims`).
+pub const CLAIMS_SUPPORTED: &[&str] = &[
+    "sub",
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "acr",
+    "amr",
+    "sid",
+    "as_level",
+    "auth_mechanism",
+    "name",
+    "birthdate",
+    "gender",
+    "preferred_username",
+    "email",
+    "email_verified",
+    "phone_number",
+    "phone_number_verified",
+    "national_id",
+];
+
+pub fn metadata(issuer: &str, algs: &[SigningAlg]) -> Result<XacthucProviderMetadata, url::ParseError> {
+    let url = |path: &str| format!("{issuer}{path}");
+    Ok(XacthucProviderMetadata::new(
+        IssuerUrl::new(issuer.to_string())?,
+        AuthUrl::new(url("/authorize"))?,
+        JsonWebKeySetUrl::new(url("/jwks.json"))?,
+        vec![ResponseTypes::new(vec![CoreResponseType::Code])],
+        // Pairwise by default so portals cannot join their users on `sub` (OIDC Core §8).
+        vec![CoreSubjectIdentifierType::Pairwise],
+        algs.iter().map(|a| a.to_core()).collect(),
+        ExtraMetadata {
+            code_challenge_methods_supported: vec!["S256".into()],
+            authorization_response_iss_parameter_supported: true,
+        },
+    )
+    .set_token_endpoint(Some(TokenUrl::new(url("/token"))?))
+    .set_userinfo_endpoint(Some(UserInfoUrl::new(url("/userinfo"))?))
+    .set_scopes_supported(Some(super::SUPPORTED_SCOPES.iter().map(|s| Scope::new(s.to_string())).collect()))
+    .set_claims_supported(Some(CLAIMS_SUPPORTED.iter().map(|c| CoreClaimName::new(c.to_string())).collect()))
+    .set_grant_types_supported(Some(vec![CoreGrantType::AuthorizationCode]))
+    .set_response_modes_supported(Some(vec![CoreResponseMode::Query]))
+    .set_acr_values_supported(Some(
+        Acr::all().iter().map(|a| AuthenticationContextClass::new(a.to_string())).collect(),
+    ))
+    .set_token_endpoint_auth_methods_supported(Some(vec![
+        CoreClientAuthMethod::ClientSecretBasic,
+        CoreClientAuthMethod::ClientSecretPost,
+        CoreClientAuthMethod::None,
+    ]))
+    .set_claim_types_supported(Some(vec![CoreClaimType::Normal]))
+    .set_claims_parameter_supported(Some(true))
+    // Discovery §3: request_uri_parameter_supported defaults to true when omitted; say false.
+    .set_request_parameter_supported(Some(false))
+    .set_request_uri_parameter_supported(Some(false))
+    .set_ui_locales_supported(Some(vec![LanguageTag::new("vi".into()), LanguageTag::new("en".into())])))
+}

@@ -1,0 +1,464 @@
+//! PostgreSQL store: for several stateless instances sharing one database. Transactions run
+//! at READ COMMITTED; the single `audit_head` row, updated first in every audited
+//! transaction, serialises appends to the audit chain (a row lock held until commit).
+
+use super::rows::*;
+use super::*;
+use crate::audit::chain_hash;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{PgConnection, Transaction};
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// `url` is `postgres://user@host:port/database`.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        Ok(PgStore { pool })
+    }
+
+    pub async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn write(&self) -> StoreResult<Transaction<'static, sqlx::Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+/// Appends `event` to the hash chain inside the caller's transaction. The first statement
+/// updates the single head row, which serialises appends.
+async fn append(conn: &mut PgConnection, event: &AuditEvent) -> StoreResult<()> {
+    let (seq, prev): (i64, String) =
+        sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+            .fetch_one(&mut *conn)
+            .await?;
+    let hash = chain_hash(&prev, seq, event);
+    sqlx::query(
+        "INSERT INTO audit_events (seq, at, kind, actor, account_id, client_id, details, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)",
+    )
+    .bind(seq)
+    .bind(event.at)
+    .bind(&event.kind)
+    .bind(&event.actor)
+    .bind(event.account_id)
+    .bind(&event.client_id)
+    .bind(json_text(&event.details)?)
+    .bind(&prev)
+    .bind(&hash)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&hash).execute(&mut *conn).await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_account(&self, a: &Account, audit: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        append(&mut tx, audit).await?;
+        let id = a.identity.as_ref();
+        sqlx::query(concat!("INSERT INTO accounts (", account_columns!(), ") \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"))
+        .bind(a.id)
+        .bind(&a.username)
+        .bind(&a.password_hash)
+        .bind(i64::from(a.as_level.number()))
+        .bind(&a.email)
+        .bind(&a.phone)
+        .bind(id.map(|i| &i.full_name))
+        .bind(id.map(|i| &i.birth_date))
+        .bind(id.map(|i| &i.sex))
+        .bind(id.map(|i| &i.national_id_enc))
+        .bind(id.map(|i| &i.national_id_hash))
+        .bind(id.map(|i| &i.national_id_masked))
+        .bind(a.status.as_str())
+        .bind(a.created_at)
+        .bind(a.updated_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_from)?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_account(&self, id: Uuid) -> StoreResult<Option<Account>> {
+        sqlx::query_as::<_, AccountRow>(concat!("SELECT ", account_columns!(), " FROM accounts WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(Account::try_from)
+            .transpose()
+    }
+
+    async fn find_account_by_username(&self, username: &str) -> StoreResult<Option<Account>> {
+        sqlx::query_as::<_, AccountRow>(concat!("SELECT ", account_columns!(), " FROM accounts WHERE username = $1"))
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(Account::try_from)
+            .transpose()
+    }
+
+    async fn find_account_by_national_id_hash(&self, hash: &str) -> StoreResult<Option<Account>> {
+        sqlx::query_as::<_, AccountRow>(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE national_id_hash = $1"
+        ))
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(Account::try_from)
+        .transpose()
+    }
+
+    async fn update_identity(
+        &self,
+        id: Uuid,
+        identity: &IdentityData,
+        as_level: AsLevel,
+        at: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        append(&mut tx, audit).await?;
+        let n = sqlx::query(
+            "UPDATE accounts SET full_name = $1, birth_date = $2, sex = $3, national_id_enc = $4, \
+             national_id_hash = $5, national_id_masked = $6, as_level = $7, updated_at = $8 WHERE id = $9",
+        )
+        .bind(&identity.full_name)
+        .bind(&identity.birth_date)
+        .bind(&identity.sex)
+        .bind(&identity.national_id_enc)
+        .bind(&identity.national_id_hash)
+        .bind(&identity.national_id_masked)
+        .bind(i64::from(as_level.number()))
+        .bind(at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_from)?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn update_password_hash(&self, id: Uuid, hash: &str, at: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3")
+            .bind(hash)
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_client(&self, c: &ClientRecord, audit: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        append(&mut tx, audit).await?;
+        sqlx::query(
+            "INSERT INTO clients (id, name, kind, secret_hash, redirect_uris, id_token_alg, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(client_kind_str(&c.kind))
+        .bind(&c.secret_hash)
+        .bind(json_text(&c.redirect_uris)?)
+        .bind(&c.id_token_alg)
+        .bind(c.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match conflict_from(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(Conflict::ClientId),
+            other => other,
+        })?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_client(&self, id: &str) -> StoreResult<Option<ClientRecord>> {
+        sqlx::query_as::<_, ClientRow>(
+            "SELECT id, name, kind, secret_hash, redirect_uris, id_token_alg, created_at FROM clients WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(ClientRecord::try_from)
+        .transpose()
+    }
+
+    async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
+        sqlx::query_as::<_, ClientRow>(
+            "SELECT id, name, kind, secret_hash, redirect_uris, id_token_alg, created_at FROM clients ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(ClientRecord::try_from)
+        .collect()
+    }
+
+    async fn create_signing_key(&self, k: &SigningKeyRecord, audit: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        append(&mut tx, audit).await?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_key_enc, created_at, retired_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&k.kid)
+        .bind(&k.alg)
+        .bind(&k.private_key_enc)
+        .bind(k.created_at)
+        .bind(k.retired_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_from)?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        Ok(sqlx::query_as::<_, SigningKeyRow>(
+            "SELECT kid, alg, private_key_enc, created_at, retired_at FROM signing_keys ORDER BY created_at, kid",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(SigningKeyRecord::from)
+        .collect())
+    }
+
+    async fn create_session(&self, s: &SessionRecord, audit: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        append(&mut tx, audit).await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, token_hash, account_id, factors, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(s.id)
+        .bind(&s.token_hash)
+        .bind(s.account_id)
+        .bind(json_text(&s.factors)?)
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find_session(&self, token_hash: &str, now: i64) -> StoreResult<Option<SessionRecord>> {
+        sqlx::query_as::<_, SessionRow>(
+            "SELECT id, token_hash, account_id, factors, created_at, expires_at FROM sessions \
+             WHERE token_hash = $1 AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(SessionRecord::try_from)
+        .transpose()
+    }
+
+    async fn delete_session(&self, token_hash: &str, audit: &AuditEvent) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        let n = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        append(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn create_pending_authorization(&self, p: &PendingAuthorization) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO pending_authorizations (id_hash, request_json, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&p.id_hash)
+        .bind(&p.request_json)
+        .bind(p.created_at)
+        .bind(p.expires_at)
+        .execute(&self.pool)
+        .await?;
+        // Expired requests are garbage; dropping them here keeps the table small without a job.
+        sqlx::query("DELETE FROM pending_authorizations WHERE expires_at <= $1")
+            .bind(p.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn find_pending_authorization(&self, id_hash: &str, now: i64) -> StoreResult<Option<PendingAuthorization>> {
+        Ok(sqlx::query_as::<_, PendingRow>(
+            "SELECT id_hash, request_json, created_at, expires_at FROM pending_authorizations \
+             WHERE id_hash = $1 AND expires_at > $2",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(PendingAuthorization::from))
+    }
+
+    async fn delete_pending_authorization(&self, id_hash: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM pending_authorizations WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_grant_with_code(&self, g: &GrantRecord, c: &AuthCodeRecord) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO grants (id, client_id, account_id, session_id, scope, created_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(g.id)
+        .bind(&g.client_id)
+        .bind(g.account_id)
+        .bind(g.session_id)
+        .bind(&g.scope)
+        .bind(g.created_at)
+        .bind(g.revoked_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO auth_codes (code_hash, grant_id, data, created_at, expires_at, used_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&c.code_hash)
+        .bind(c.grant_id)
+        .bind(json_text(&c.data)?)
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .bind(c.used_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn consume_auth_code(&self, code_hash: &str, now: i64) -> StoreResult<ConsumedCode> {
+        let mut tx = self.write().await?;
+        let fresh = sqlx::query("UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL")
+            .bind(now)
+            .bind(code_hash)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        let code = sqlx::query_as::<_, CodeRow>(
+            "SELECT code_hash, grant_id, data, created_at, expires_at, used_at FROM auth_codes WHERE code_hash = $1",
+        )
+        .bind(code_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(code) = code else {
+            return Ok(ConsumedCode::NotFound);
+        };
+        let code = AuthCodeRecord::try_from(code)?;
+        let grant = sqlx::query_as::<_, GrantRow>(
+            "SELECT id, client_id, account_id, session_id, scope, created_at, revoked_at FROM grants WHERE id = $1",
+        )
+        .bind(code.grant_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .into();
+        tx.commit().await?;
+        Ok(if fresh { ConsumedCode::Fresh(code, grant) } else { ConsumedCode::AlreadyUsed(code, grant) })
+    }
+
+    async fn create_access_token(&self, t: &AccessTokenRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO access_tokens (token_hash, grant_id, scope, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&t.token_hash)
+        .bind(t.grant_id)
+        .bind(&t.scope)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn find_access_token(&self, token_hash: &str) -> StoreResult<Option<(AccessTokenRecord, GrantRecord)>> {
+        let Some(token) = sqlx::query_as::<_, AccessTokenRow>(
+            "SELECT token_hash, grant_id, scope, created_at, expires_at FROM access_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let token = AccessTokenRecord::from(token);
+        let grant = sqlx::query_as::<_, GrantRow>(
+            "SELECT id, client_id, account_id, session_id, scope, created_at, revoked_at FROM grants WHERE id = $1",
+        )
+        .bind(token.grant_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Some((token, grant.into())))
+    }
+
+    async fn revoke_grant(&self, grant_id: Uuid, at: i64, audit: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        append(&mut tx, audit).await?;
+        sqlx::query("UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(at)
+            .bind(grant_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_audit(&self, from_seq: i64, limit: i64) -> StoreResult<Vec<StoredAuditEvent>> {
+        sqlx::query_as::<_, AuditRow>(
+            "SELECT seq, at, kind, actor, account_id, client_id, details::text AS details, prev_hash, hash FROM audit_events \
+             WHERE seq >= $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(from_seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(StoredAuditEvent::try_from)
+        .collect()
+    }
+}

@@ -1,0 +1,306 @@
+//! Row shapes shared by both backends (the column types line up: BIGINT/INTEGER → i64,
+//! UUID/BLOB → Uuid, TEXT → String) and their conversion to the records of `store`.
+
+use super::*;
+use crate::assurance::AsLevel;
+use crate::audit::{AuditEvent, StoredAuditEvent};
+
+#[derive(sqlx::FromRow)]
+pub(super) struct AccountRow {
+    id: Uuid,
+    username: String,
+    password_hash: Option<String>,
+    as_level: i64,
+    email: Option<String>,
+    phone: Option<String>,
+    full_name: Option<String>,
+    birth_date: Option<String>,
+    sex: Option<String>,
+    national_id_enc: Option<String>,
+    national_id_hash: Option<String>,
+    national_id_masked: Option<String>,
+    status: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<AccountRow> for Account {
+    type Error = StoreError;
+    fn try_from(r: AccountRow) -> Result<Self, StoreError> {
+        let as_level = AsLevel::from_number(r.as_level)
+            .ok_or_else(|| StoreError::Corrupt(format!("account {}: as_level {}", r.id, r.as_level)))?;
+        let status = match r.status.as_str() {
+            "active" => AccountStatus::Active,
+            "suspended" => AccountStatus::Suspended,
+            other => return Err(StoreError::Corrupt(format!("account {}: status {other}", r.id))),
+        };
+        let identity = match (r.full_name, r.birth_date, r.sex, r.national_id_enc, r.national_id_hash, r.national_id_masked)
+        {
+            (Some(full_name), Some(birth_date), Some(sex), Some(enc), Some(hash), Some(masked)) => Some(IdentityData {
+                full_name,
+                birth_date,
+                sex,
+                national_id_enc: enc,
+                national_id_hash: hash,
+                national_id_masked: masked,
+            }),
+            _ => None,
+        };
+        Ok(Account {
+            id: r.id,
+            username: r.username,
+            password_hash: r.password_hash,
+            as_level,
+            email: r.email,
+            phone: r.phone,
+            identity,
+            status,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// The column list of `AccountRow`, as a literal for `concat!`.
+macro_rules! account_columns {
+    () => {
+        "id, username, password_hash, as_level, email, phone, full_name, birth_date, sex, \
+         national_id_enc, national_id_hash, national_id_masked, status, created_at, updated_at"
+    };
+}
+pub(super) use account_columns;
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ClientRow {
+    id: String,
+    name: String,
+    kind: String,
+    secret_hash: Option<String>,
+    redirect_uris: String,
+    id_token_alg: String,
+    created_at: i64,
+}
+
+impl TryFrom<ClientRow> for ClientRecord {
+    type Error = StoreError;
+    fn try_from(r: ClientRow) -> Result<Self, StoreError> {
+        let kind = match r.kind.as_str() {
+            "confidential" => ClientKind::Confidential,
+            "public" => ClientKind::Public,
+            other => return Err(StoreError::Corrupt(format!("client {}: kind {other}", r.id))),
+        };
+        let redirect_uris = serde_json::from_str(&r.redirect_uris)
+            .map_err(|e| StoreError::Corrupt(format!("client {}: redirect_uris: {e}", r.id)))?;
+        Ok(ClientRecord {
+            id: r.id,
+            name: r.name,
+            kind,
+            secret_hash: r.secret_hash,
+            redirect_uris,
+            id_token_alg: r.id_token_alg,
+            created_at: r.created_at,
+        })
+    }
+}
+
+pub(super) fn client_kind_str(kind: &ClientKind) -> &'static str {
+    match kind {
+        ClientKind::Confidential => "confidential",
+        ClientKind::Public => "public",
+    }
+}
+
+pub(super) fn json_text<T: Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SigningKeyRow {
+    kid: String,
+    alg: String,
+    private_key_enc: String,
+    created_at: i64,
+    retired_at: Option<i64>,
+}
+
+impl From<SigningKeyRow> for SigningKeyRecord {
+    fn from(r: SigningKeyRow) -> Self {
+        SigningKeyRecord {
+            kid: r.kid,
+            alg: r.alg,
+            private_key_enc: r.private_key_enc,
+            created_at: r.created_at,
+            retired_at: r.retired_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SessionRow {
+    id: Uuid,
+    token_hash: String,
+    account_id: Uuid,
+    factors: String,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl TryFrom<SessionRow> for SessionRecord {
+    type Error = StoreError;
+    fn try_from(r: SessionRow) -> Result<Self, StoreError> {
+        let factors =
+            serde_json::from_str(&r.factors).map_err(|e| StoreError::Corrupt(format!("session {}: {e}", r.id)))?;
+        Ok(SessionRecord {
+            id: r.id,
+            token_hash: r.token_hash,
+            account_id: r.account_id,
+            factors,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct PendingRow {
+    id_hash: String,
+    request_json: String,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl From<PendingRow> for PendingAuthorization {
+    fn from(r: PendingRow) -> Self {
+        PendingAuthorization {
+            id_hash: r.id_hash,
+            request_json: r.request_json,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct GrantRow {
+    id: Uuid,
+    client_id: String,
+    account_id: Uuid,
+    session_id: Uuid,
+    scope: String,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl From<GrantRow> for GrantRecord {
+    fn from(r: GrantRow) -> Self {
+        GrantRecord {
+            id: r.id,
+            client_id: r.client_id,
+            account_id: r.account_id,
+            session_id: r.session_id,
+            scope: r.scope,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct CodeRow {
+    code_hash: String,
+    grant_id: Uuid,
+    data: String,
+    created_at: i64,
+    expires_at: i64,
+    used_at: Option<i64>,
+}
+
+impl TryFrom<CodeRow> for AuthCodeRecord {
+    type Error = StoreError;
+    fn try_from(r: CodeRow) -> Result<Self, StoreError> {
+        let data = serde_json::from_str(&r.data).map_err(|e| StoreError::Corrupt(format!("auth code: {e}")))?;
+        Ok(AuthCodeRecord {
+            code_hash: r.code_hash,
+            grant_id: r.grant_id,
+            data,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            used_at: r.used_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct AccessTokenRow {
+    token_hash: String,
+    grant_id: Uuid,
+    scope: String,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl From<AccessTokenRow> for AccessTokenRecord {
+    fn from(r: AccessTokenRow) -> Self {
+        AccessTokenRecord {
+            token_hash: r.token_hash,
+            grant_id: r.grant_id,
+            scope: r.scope,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct AuditRow {
+    seq: i64,
+    at: i64,
+    kind: String,
+    actor: String,
+    account_id: Option<Uuid>,
+    client_id: Option<String>,
+    details: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl TryFrom<AuditRow> for StoredAuditEvent {
+    type Error = StoreError;
+    fn try_from(r: AuditRow) -> Result<Self, StoreError> {
+        let details =
+            serde_json::from_str(&r.details).map_err(|e| StoreError::Corrupt(format!("audit {}: {e}", r.seq)))?;
+        Ok(StoredAuditEvent {
+            seq: r.seq,
+            event: AuditEvent {
+                at: r.at,
+                kind: r.kind,
+                actor: r.actor,
+                account_id: r.account_id,
+                client_id: r.client_id,
+                details,
+            },
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        })
+    }
+}
+
+/// Maps a unique-constraint violation to the value that collided, by constraint/column name.
+pub(super) fn conflict_from(err: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &err
+        && db.is_unique_violation()
+    {
+        let text = format!("{} {}", db.message(), db.constraint().unwrap_or_default());
+        let which = if text.contains("national_id") {
+            Conflict::NationalId
+        } else if text.contains("username") {
+            Conflict::Username
+        } else if text.contains("clients") {
+            Conflict::ClientId
+        } else {
+            Conflict::Other
+        };
+        return StoreError::Conflict(which);
+    }
+    StoreError::Database(err)
+}
