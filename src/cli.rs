@@ -123,7 +123,8 @@ fn load_config(g: &GlobalArgs) -> anyhow::Result<Config> {
         issuer: g.issuer.clone(),
         database_url: g.database_url.clone(),
     };
-    Config::load(g.config.as_deref(), std::env::vars(), &flags).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))
+    Config::load(g.config.as_deref(), std::env::vars(), &flags)
+        .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))
 }
 
 /// Logs go to stderr, human-readable or JSON (`log_format`). `RUST_LOG` filters.
@@ -140,7 +141,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CheckConfig => {
             let config = config?;
             if config.password.memory_kib < 19456 || config.password.iterations < 2 {
-                println!("warning: password hashing parameters are below the OWASP recommendation (19456 KiB, 2 iterations)");
+                println!(
+                    "warning: password hashing parameters are below the OWASP recommendation (19456 KiB, 2 iterations)"
+                );
             }
             println!("configuration is valid");
             Ok(())
@@ -200,7 +203,17 @@ async fn client_command(state: &crate::app::AppState, cmd: ClientCommand) -> any
 }
 
 async fn account_command(state: &crate::app::AppState, cmd: AccountCommand) -> anyhow::Result<()> {
-    let AccountCommand::Add { username, password_file, as_level, national_id, full_name, birth_date, sex, email, phone } = cmd;
+    let AccountCommand::Add {
+        username,
+        password_file,
+        as_level,
+        national_id,
+        full_name,
+        birth_date,
+        sex,
+        email,
+        phone,
+    } = cmd;
     let password = read_secret(&password_file)?;
     let identity = match (as_level, national_id, full_name, birth_date, sex) {
         (2, Some(national_id), Some(full_name), Some(birth_date), Some(sex)) => {
@@ -210,7 +223,8 @@ async fn account_command(state: &crate::app::AppState, cmd: AccountCommand) -> a
         (_, None, None, None, None) => None,
         _ => bail!("identity fields are for --as-level 2"),
     };
-    let input = RegistrationInput { username, password: password.clone(), password_confirm: password, email, phone, identity };
+    let input =
+        RegistrationInput { username, password: password.clone(), password_confirm: password, email, phone, identity };
     match crate::service::accounts::register(state, input, crate::i18n::Lang::En, "operator", now()).await {
         Ok(a) => {
             println!("account {} created at AS-{} (id {})", a.username, a.as_level.number(), a.id);

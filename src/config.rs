@@ -402,7 +402,7 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_in_debug() {
-        let key = DataKey::generate().to_base64();
+        let key = DataKey::generate().unwrap_or_else(|e| unreachable!("{e}")).to_base64();
         let c = Config::load(None, env(&[("XACTHUC_DATA_KEY", &key)]), &Overrides::default())
             .unwrap_or_else(|e| unreachable!("{e}"));
         assert!(!format!("{c:?}").contains(&key));

@@ -127,9 +127,13 @@ pub enum Method {
     EmailOtp,
     RecoveryCode,
     /// A WebAuthn assertion; `user_verified` is the UV flag the authenticator signed.
-    WebAuthn { user_verified: bool },
+    WebAuthn {
+        user_verified: bool,
+    },
     /// A signature by the key of an X.509 certificate; `hardware` only when that is known.
-    Certificate { hardware: bool },
+    Certificate {
+        hardware: bool,
+    },
 }
 
 impl Method {
@@ -245,10 +249,7 @@ impl Acr {
 
     /// Every combination, lowest first, for `acr_values_supported`.
     pub fn all() -> Vec<Acr> {
-        AsLevel::ALL
-            .iter()
-            .flat_map(|a| Mechanism::ALL.iter().map(move |m| Acr::new(*a, *m)))
-            .collect()
+        AsLevel::ALL.iter().flat_map(|a| Mechanism::ALL.iter().map(move |m| Acr::new(*a, *m))).collect()
     }
 }
 
@@ -264,9 +265,8 @@ impl FromStr for Acr {
         let rest = s
             .strip_prefix(ACR_LOA_PREFIX)
             .ok_or_else(|| AssuranceParseError(format!("not a xacthuc acr value: {s:?}")))?;
-        let (level, mech) = rest
-            .split_once(':')
-            .ok_or_else(|| AssuranceParseError(format!("malformed acr value: {s:?}")))?;
+        let (level, mech) =
+            rest.split_once(':').ok_or_else(|| AssuranceParseError(format!("malformed acr value: {s:?}")))?;
         Ok(Acr::new(level.parse()?, mech.parse()?))
     }
 }
@@ -368,10 +368,8 @@ mod tests {
 
     #[test]
     fn freshness_filters_old_factors() {
-        let factors = [
-            VerifiedFactor { method: Method::Password, at: 100 },
-            VerifiedFactor { method: Method::Totp, at: 500 },
-        ];
+        let factors =
+            [VerifiedFactor { method: Method::Password, at: 100 }, VerifiedFactor { method: Method::Totp, at: 500 }];
         assert_eq!(mechanism(&fresh_factors(&factors, 0)), Some(Mechanism::TwoFactor));
         assert_eq!(mechanism(&fresh_factors(&factors, 200)), Some(Mechanism::OneFactor));
         assert_eq!(mechanism(&fresh_factors(&factors, 600)), None);

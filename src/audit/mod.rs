@@ -82,13 +82,11 @@ pub fn chain_hash(prev_hash: &str, seq: i64, event: &AuditEvent) -> String {
 /// Checks a chain read in sequence order; returns the sequence number of the first bad event.
 pub fn verify_chain(events: &[StoredAuditEvent]) -> Result<(), i64> {
     let mut prev = GENESIS_HASH.to_string();
-    let mut expected_seq = events.first().map(|e| e.seq).unwrap_or(1);
-    for e in events {
+    for (expected_seq, e) in (1..).zip(events) {
         if e.seq != expected_seq || e.prev_hash != prev || chain_hash(&prev, e.seq, &e.event) != e.hash {
             return Err(e.seq);
         }
         prev = e.hash.clone();
-        expected_seq += 1;
     }
     Ok(())
 }

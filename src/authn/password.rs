@@ -68,15 +68,12 @@ impl PasswordProblem {
                 "Mật khẩu này quá phổ biến và dễ bị đoán. Hãy chọn mật khẩu khác.".to_owned()
             }
             (PasswordProblem::Common, Lang::En) => {
-                "This password is too common and easy to guess. Please choose a different one."
-                    .to_owned()
+                "This password is too common and easy to guess. Please choose a different one.".to_owned()
             }
             (PasswordProblem::ContainsUsername, Lang::Vi) => {
                 "Mật khẩu không được chứa tên đăng nhập của bạn.".to_owned()
             }
-            (PasswordProblem::ContainsUsername, Lang::En) => {
-                "The password must not contain your username.".to_owned()
-            }
+            (PasswordProblem::ContainsUsername, Lang::En) => "The password must not contain your username.".to_owned(),
         }
     }
 }
@@ -113,11 +110,7 @@ pub fn check_new_password(password: &str, username: &str) -> Result<(), Password
 }
 
 static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
-    include_str!("../../data/common-passwords.txt")
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .collect()
+    include_str!("../../data/common-passwords.txt").lines().map(str::trim).filter(|line| !line.is_empty()).collect()
 });
 
 /// Whether the password, lower-cased, is on `data/common-passwords.txt` (about 49,000
@@ -133,13 +126,9 @@ pub fn is_common(password: &str) -> bool {
 fn is_trivial_pattern(lower: &str) -> bool {
     let chars: Vec<char> = lower.chars().collect();
     let n = chars.len();
-    let repeated_unit = (1..=4)
-        .any(|unit| n >= 2 * unit && chars.iter().enumerate().all(|(i, c)| *c == chars[i % unit]));
-    let run = |step: i64| {
-        chars
-            .windows(2)
-            .all(|w| i64::from(u32::from(w[1])) - i64::from(u32::from(w[0])) == step)
-    };
+    let repeated_unit =
+        (1..=4).any(|unit| n >= 2 * unit && chars.iter().enumerate().all(|(i, c)| *c == chars[i % unit]));
+    let run = |step: i64| chars.windows(2).all(|w| i64::from(u32::from(w[1])) - i64::from(u32::from(w[0])) == step);
     repeated_unit || run(1) || run(-1)
 }
 
@@ -154,22 +143,12 @@ pub struct Argon2Params {
 
 impl Argon2Params {
     /// OWASP Password Storage Cheat Sheet: "m=19456 (19 MiB), t=2, p=1".
-    pub const OWASP: Self = Self {
-        memory_kib: 19_456,
-        iterations: 2,
-        parallelism: 1,
-    };
+    pub const OWASP: Self = Self { memory_kib: 19_456, iterations: 2, parallelism: 1 };
     /// Cheap parameters for tests only: never configure these in production.
-    pub const TEST: Self = Self {
-        memory_kib: 1024,
-        iterations: 1,
-        parallelism: 1,
-    };
+    pub const TEST: Self = Self { memory_kib: 1024, iterations: 1, parallelism: 1 };
 
     fn within_limits(self) -> bool {
-        self.memory_kib <= MAX_MEMORY_KIB
-            && self.iterations <= MAX_ITERATIONS
-            && self.parallelism <= MAX_PARALLELISM
+        self.memory_kib <= MAX_MEMORY_KIB && self.iterations <= MAX_ITERATIONS && self.parallelism <= MAX_PARALLELISM
     }
 
     fn hasher(self) -> Result<Argon2<'static>, PasswordHashError> {
@@ -211,13 +190,9 @@ pub fn hash_password(password: &str, params: Argon2Params) -> Result<String, Pas
     let hasher = params.hasher()?;
     let mut salt_bytes = [0u8; Salt::RECOMMENDED_LENGTH];
     // `try_fill_bytes`, not `SaltString::generate`, which panics if the OS random source fails.
-    OsRng
-        .try_fill_bytes(&mut salt_bytes)
-        .map_err(|e| PasswordHashError::Random(e.to_string()))?;
+    OsRng.try_fill_bytes(&mut salt_bytes).map_err(|e| PasswordHashError::Random(e.to_string()))?;
     let salt = SaltString::encode_b64(&salt_bytes).map_err(PasswordHashError::Hash)?;
-    let hash = hasher
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(PasswordHashError::Hash)?;
+    let hash = hasher.hash_password(password.as_bytes(), &salt).map_err(PasswordHashError::Hash)?;
     Ok(hash.to_string())
 }
 
@@ -234,16 +209,11 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     let Ok(params) = argon2::Params::try_from(&hash) else {
         return false;
     };
-    if params.m_cost() > MAX_MEMORY_KIB
-        || params.t_cost() > MAX_ITERATIONS
-        || params.p_cost() > MAX_PARALLELISM
-    {
+    if params.m_cost() > MAX_MEMORY_KIB || params.t_cost() > MAX_ITERATIONS || params.p_cost() > MAX_PARALLELISM {
         return false;
     }
     // The algorithm, version and parameters come from the PHC string, not from this default.
-    Argon2::default()
-        .verify_password(password.as_bytes(), &hash)
-        .is_ok()
+    Argon2::default().verify_password(password.as_bytes(), &hash).is_ok()
 }
 
 /// Whether a stored hash should be replaced (after a successful login, while the plaintext is
@@ -264,9 +234,7 @@ pub fn needs_rehash(phc: &str, params: Argon2Params) -> bool {
     stored.m_cost() != params.memory_kib
         || stored.t_cost() != params.iterations
         || stored.p_cost() != params.parallelism
-        || hash
-            .hash
-            .is_none_or(|out| out.len() != argon2::Params::DEFAULT_OUTPUT_LEN)
+        || hash.hash.is_none_or(|out| out.len() != argon2::Params::DEFAULT_OUTPUT_LEN)
         || salt_too_short
 }
 
@@ -346,20 +314,9 @@ mod tests {
 
     #[test]
     fn messages() {
-        assert_eq!(
-            P::TooShort { min: 8 }.message(Lang::Vi),
-            "Mật khẩu phải có ít nhất 8 ký tự."
-        );
-        assert_eq!(
-            P::Common.message(Lang::Vi),
-            "Mật khẩu này quá phổ biến và dễ bị đoán. Hãy chọn mật khẩu khác."
-        );
-        for p in [
-            P::TooShort { min: 8 },
-            P::TooLong { max: 256 },
-            P::Common,
-            P::ContainsUsername,
-        ] {
+        assert_eq!(P::TooShort { min: 8 }.message(Lang::Vi), "Mật khẩu phải có ít nhất 8 ký tự.");
+        assert_eq!(P::Common.message(Lang::Vi), "Mật khẩu này quá phổ biến và dễ bị đoán. Hãy chọn mật khẩu khác.");
+        for p in [P::TooShort { min: 8 }, P::TooLong { max: 256 }, P::Common, P::ContainsUsername] {
             assert!(!p.message(Lang::Vi).is_empty());
             assert!(p.message(Lang::En).is_ascii());
         }
@@ -367,11 +324,7 @@ mod tests {
 
     #[test]
     fn common_list() {
-        assert!(
-            COMMON_PASSWORDS.len() >= 10_000,
-            "{}",
-            COMMON_PASSWORDS.len()
-        );
+        assert!(COMMON_PASSWORDS.len() >= 10_000, "{}", COMMON_PASSWORDS.len());
         assert!(is_common("password"));
         assert!(is_common("12345678"));
         assert!(is_common("PASSWORD"));
@@ -379,15 +332,8 @@ mod tests {
         assert!(!is_common("ngựa pin đúng ghim"));
         // The file is lower-case, so lower-casing the input is enough to match.
         let text = include_str!("../../data/common-passwords.txt");
-        assert!(
-            text.lines()
-                .all(|l| l == l.to_lowercase() && l == l.trim() && !l.is_empty())
-        );
-        assert_eq!(
-            text.lines().count(),
-            COMMON_PASSWORDS.len(),
-            "duplicates in the list"
-        );
+        assert!(text.lines().all(|l| l == l.to_lowercase() && l == l.trim() && !l.is_empty()));
+        assert_eq!(text.lines().count(), COMMON_PASSWORDS.len(), "duplicates in the list");
     }
 
     #[test]
@@ -398,10 +344,7 @@ mod tests {
         assert!(!verify_password("ngua pin dung ghim", &phc));
         assert!(!verify_password("", &phc));
         // Fresh salt each time.
-        assert_ne!(
-            phc,
-            hash_password("ngựa pin đúng ghim", Argon2Params::TEST).unwrap()
-        );
+        assert_ne!(phc, hash_password("ngựa pin đúng ghim", Argon2Params::TEST).unwrap());
         assert!(!needs_rehash(&phc, Argon2Params::TEST));
     }
 
@@ -420,30 +363,15 @@ mod tests {
         ] {
             assert!(!verify_password("password", phc), "{phc:?}");
         }
-        assert!(!verify_password(
-            &"a".repeat(MAX_LEN_BYTES + 1),
-            huge_memory
-        ));
+        assert!(!verify_password(&"a".repeat(MAX_LEN_BYTES + 1), huge_memory));
     }
 
     #[test]
     fn rehash_when_parameters_differ() {
         let phc = hash_password("ngựa pin đúng ghim", Argon2Params::TEST).unwrap();
         assert!(needs_rehash(&phc, Argon2Params::default()));
-        assert!(needs_rehash(
-            &phc,
-            Argon2Params {
-                iterations: 2,
-                ..Argon2Params::TEST
-            }
-        ));
-        assert!(needs_rehash(
-            &phc,
-            Argon2Params {
-                parallelism: 2,
-                ..Argon2Params::TEST
-            }
-        ));
+        assert!(needs_rehash(&phc, Argon2Params { iterations: 2, ..Argon2Params::TEST }));
+        assert!(needs_rehash(&phc, Argon2Params { parallelism: 2, ..Argon2Params::TEST }));
         assert!(needs_rehash("garbage", Argon2Params::TEST));
         // Argon2i with the same numbers: different algorithm.
         let argon2i = phc.replacen("$argon2id$", "$argon2i$", 1);
@@ -452,39 +380,16 @@ mod tests {
 
     #[test]
     fn params_defaults_and_limits() {
-        assert_eq!(
-            Argon2Params::default(),
-            Argon2Params {
-                memory_kib: 19_456,
-                iterations: 2,
-                parallelism: 1
-            }
-        );
-        let too_costly = Argon2Params {
-            memory_kib: MAX_MEMORY_KIB + 1,
-            ..Argon2Params::TEST
-        };
-        assert!(matches!(
-            hash_password("x", too_costly),
-            Err(PasswordHashError::ParamsAboveLimits)
-        ));
-        let invalid = Argon2Params {
-            memory_kib: 1,
-            ..Argon2Params::TEST
-        };
-        assert!(matches!(
-            hash_password("x", invalid),
-            Err(PasswordHashError::Params(_))
-        ));
+        assert_eq!(Argon2Params::default(), Argon2Params { memory_kib: 19_456, iterations: 2, parallelism: 1 });
+        let too_costly = Argon2Params { memory_kib: MAX_MEMORY_KIB + 1, ..Argon2Params::TEST };
+        assert!(matches!(hash_password("x", too_costly), Err(PasswordHashError::ParamsAboveLimits)));
+        let invalid = Argon2Params { memory_kib: 1, ..Argon2Params::TEST };
+        assert!(matches!(hash_password("x", invalid), Err(PasswordHashError::Params(_))));
     }
 
     #[test]
     fn dummy_verify_costs_about_as_much_as_verify() {
-        let params = Argon2Params {
-            memory_kib: 8 * 1024,
-            iterations: 2,
-            parallelism: 1,
-        };
+        let params = Argon2Params { memory_kib: 8 * 1024, iterations: 2, parallelism: 1 };
         let phc = hash_password("right password", params).unwrap();
         // Interleaved, minimum of several runs: the minimum is what the work costs, the rest
         // is scheduling noise from whatever else runs on the machine.
@@ -501,9 +406,6 @@ mod tests {
             dummy = dummy.min(time(&|| dummy_verify("wrong password", params)));
         }
         // Loose bounds: this guards against a dummy that does no work, not against jitter.
-        assert!(
-            dummy * 3 > real && real * 3 > dummy,
-            "real {real:?}, dummy {dummy:?}"
-        );
+        assert!(dummy * 3 > real && real * 3 > dummy, "real {real:?}, dummy {dummy:?}");
     }
 }

@@ -81,20 +81,14 @@ mod tests {
     fn token_shape() {
         let t = random_token().unwrap();
         assert_eq!(t.len(), 43);
-        assert!(
-            t.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-        );
+        assert!(t.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
         assert_ne!(t, random_token().unwrap());
     }
 
     #[test]
     fn hash_token_known_answer() {
         // SHA-256("abc"), RFC 6234 test vector, base64url-encoded.
-        assert_eq!(
-            hash_token("abc"),
-            "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
-        );
+        assert_eq!(hash_token("abc"), "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
         assert_eq!(hash_token("abc"), hash_token("abc"));
         assert_ne!(hash_token("abc"), hash_token("abd"));
     }

@@ -37,9 +37,7 @@ use std::fmt;
 use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::DecodePaddingMode;
-use base64::engine::general_purpose::{
-    GeneralPurpose, GeneralPurposeConfig, STANDARD, URL_SAFE_NO_PAD,
-};
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD, URL_SAFE_NO_PAD};
 use ring::{aead, digest, hkdf, hmac};
 
 use super::random::{RandomError, random_bytes};
@@ -123,18 +121,9 @@ impl DataKey {
         const EXPAND: SecretBoxError = SecretBoxError::Internal("HKDF expand");
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(&raw);
 
-        let aead_key: aead::UnboundKey = prk
-            .expand(&[INFO_AEAD], &aead::AES_256_GCM)
-            .map_err(|_| EXPAND)?
-            .into();
-        let keyed_hash: hmac::Key = prk
-            .expand(&[INFO_KEYED_HASH], hmac::HMAC_SHA256)
-            .map_err(|_| EXPAND)?
-            .into();
-        let pairwise: hmac::Key = prk
-            .expand(&[INFO_PAIRWISE], hmac::HMAC_SHA256)
-            .map_err(|_| EXPAND)?
-            .into();
+        let aead_key: aead::UnboundKey = prk.expand(&[INFO_AEAD], &aead::AES_256_GCM).map_err(|_| EXPAND)?.into();
+        let keyed_hash: hmac::Key = prk.expand(&[INFO_KEYED_HASH], hmac::HMAC_SHA256).map_err(|_| EXPAND)?.into();
+        let pairwise: hmac::Key = prk.expand(&[INFO_PAIRWISE], hmac::HMAC_SHA256).map_err(|_| EXPAND)?.into();
 
         // The id is public (it is written next to every ciphertext), so it is derived
         // through its own HKDF branch and hashed: it reveals nothing about the key.
@@ -144,13 +133,7 @@ impl DataKey {
             .map_err(|_| EXPAND)?;
         let id = hex(&digest::digest(&digest::SHA256, &id_material).as_ref()[..KEY_ID_HEX_LEN / 2]);
 
-        Ok(Self {
-            raw,
-            id,
-            aead: aead::LessSafeKey::new(aead_key),
-            keyed_hash,
-            pairwise,
-        })
+        Ok(Self { raw, id, aead: aead::LessSafeKey::new(aead_key), keyed_hash, pairwise })
     }
 
     /// Parses a key from base64 (standard or url-safe alphabet, padding optional,
@@ -164,14 +147,9 @@ impl DataKey {
         let bytes = STANDARD_ANY_PAD
             .decode(trimmed)
             .or_else(|_| URL_SAFE_ANY_PAD.decode(trimmed))
-            .map_err(|_| {
-                SecretBoxError::InvalidKey("not valid base64 (standard or url-safe)".into())
-            })?;
+            .map_err(|_| SecretBoxError::InvalidKey("not valid base64 (standard or url-safe)".into()))?;
         let raw: [u8; DATA_KEY_LEN] = bytes.as_slice().try_into().map_err(|_| {
-            SecretBoxError::InvalidKey(format!(
-                "must decode to exactly {DATA_KEY_LEN} bytes, got {}",
-                bytes.len()
-            ))
+            SecretBoxError::InvalidKey(format!("must decode to exactly {DATA_KEY_LEN} bytes, got {}", bytes.len()))
         })?;
         Self::from_bytes(raw)
     }
@@ -217,27 +195,19 @@ impl DataKey {
             return Err(SecretBoxError::UnsupportedVersion);
         }
         if key_id != self.id {
-            return Err(SecretBoxError::WrongKey {
-                expected: self.id.clone(),
-                found: key_id.to_owned(),
-            });
+            return Err(SecretBoxError::WrongKey { expected: self.id.clone(), found: key_id.to_owned() });
         }
-        let mut bytes = URL_SAFE_NO_PAD
-            .decode(body)
-            .map_err(|_| SecretBoxError::Malformed("payload is not base64url"))?;
+        let mut bytes =
+            URL_SAFE_NO_PAD.decode(body).map_err(|_| SecretBoxError::Malformed("payload is not base64url"))?;
         if bytes.len() < NONCE_LEN + TAG_LEN {
             return Err(SecretBoxError::Malformed("payload too short"));
         }
         let (nonce, ciphertext) = bytes.split_at_mut(NONCE_LEN);
-        let nonce = aead::Nonce::try_assume_unique_for_key(nonce)
-            .map_err(|_| SecretBoxError::Malformed("bad nonce"))?;
+        let nonce =
+            aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| SecretBoxError::Malformed("bad nonce"))?;
         let plaintext = self
             .aead
-            .open_in_place(
-                nonce,
-                aead::Aad::from(full_aad(&self.header(), aad)),
-                ciphertext,
-            )
+            .open_in_place(nonce, aead::Aad::from(full_aad(&self.header(), aad)), ciphertext)
             .map_err(|_| SecretBoxError::Authentication)?;
         Ok(plaintext.to_vec())
     }
@@ -284,16 +254,11 @@ pub fn sealed_key_id(sealed: &str) -> Option<&str> {
 
 fn split_sealed(sealed: &str) -> Result<(&str, &str, &str), SecretBoxError> {
     let mut parts = sealed.splitn(3, '.');
-    let (Some(version), Some(key_id), Some(body)) = (parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(version), Some(key_id), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(SecretBoxError::Malformed("expected v1.<keyid>.<payload>"));
     };
     // Validated before it can end up in an error message or a log line.
-    if key_id.len() != KEY_ID_HEX_LEN
-        || !key_id
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
+    if key_id.len() != KEY_ID_HEX_LEN || !key_id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return Err(SecretBoxError::Malformed("bad key id"));
     }
     Ok((version, key_id, body))
@@ -316,12 +281,10 @@ fn update_prefixed(ctx: &mut hmac::Context, bytes: &[u8]) {
 
 fn hex(bytes: &[u8]) -> String {
     use fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 #[cfg(test)]
@@ -380,21 +343,13 @@ mod tests {
 
     #[test]
     fn from_base64_rejects_bad_keys() {
-        for bad in [
-            "",
-            "   ",
-            "not base64!!",
-            &STANDARD.encode([1u8; 16]),
-            &STANDARD.encode([1u8; 33]),
-        ] {
+        for bad in ["", "   ", "not base64!!", &STANDARD.encode([1u8; 16]), &STANDARD.encode([1u8; 33])] {
             match DataKey::from_base64(bad) {
                 Err(SecretBoxError::InvalidKey(_)) => {}
                 other => panic!("{bad:?} gave {other:?}"),
             }
         }
-        let msg = DataKey::from_base64(&STANDARD.encode([1u8; 16]))
-            .unwrap_err()
-            .to_string();
+        let msg = DataKey::from_base64(&STANDARD.encode([1u8; 16])).unwrap_err().to_string();
         assert!(msg.contains("32") && msg.contains("16"), "{msg}");
     }
 
@@ -434,10 +389,7 @@ mod tests {
     fn wrong_aad_fails() {
         let k = key();
         let sealed = k.encrypt(b"001099012345", AAD).unwrap();
-        assert_eq!(
-            k.decrypt(&sealed, b"account:other:national_id"),
-            Err(SecretBoxError::Authentication)
-        );
+        assert_eq!(k.decrypt(&sealed, b"account:other:national_id"), Err(SecretBoxError::Authentication));
         assert_eq!(k.decrypt(&sealed, b""), Err(SecretBoxError::Authentication));
     }
 
@@ -447,18 +399,12 @@ mod tests {
         let sealed = k1.encrypt(b"x", AAD).unwrap();
         assert_eq!(
             k2.decrypt(&sealed, AAD),
-            Err(SecretBoxError::WrongKey {
-                expected: k2.id().into(),
-                found: k1.id().into()
-            })
+            Err(SecretBoxError::WrongKey { expected: k2.id().into(), found: k1.id().into() })
         );
         assert_eq!(sealed_key_id(&sealed), Some(k1.id()));
         // Even if the attacker rewrites the key id, the tag (under another key) fails.
         let relabelled = sealed.replacen(k1.id(), k2.id(), 1);
-        assert_eq!(
-            k2.decrypt(&relabelled, AAD),
-            Err(SecretBoxError::Authentication)
-        );
+        assert_eq!(k2.decrypt(&relabelled, AAD), Err(SecretBoxError::Authentication));
     }
 
     #[test]
@@ -483,10 +429,7 @@ mod tests {
             format!("v1.{id}."),
             format!("v1.{id}.!!!!"),
             format!("v1.{id}.AAAA"),
-            format!(
-                "v1.{id}.{}",
-                URL_SAFE_NO_PAD.encode([0u8; NONCE_LEN + TAG_LEN - 1])
-            ),
+            format!("v1.{id}.{}", URL_SAFE_NO_PAD.encode([0u8; NONCE_LEN + TAG_LEN - 1])),
             format!("v1.{}.x", "Z".repeat(10_000)),
             format!("v1.{}", &sealed[3..]).replace('.', ""),
             sealed[..sealed.len() - 5].to_string(),
@@ -499,14 +442,8 @@ mod tests {
             assert!(k.decrypt(input, AAD).is_err(), "{input:?} decrypted");
         }
         // Exactly nonce+tag with no plaintext is well-formed but unauthenticated.
-        let minimal = format!(
-            "v1.{id}.{}",
-            URL_SAFE_NO_PAD.encode([0u8; NONCE_LEN + TAG_LEN])
-        );
-        assert_eq!(
-            k.decrypt(&minimal, AAD),
-            Err(SecretBoxError::Authentication)
-        );
+        let minimal = format!("v1.{id}.{}", URL_SAFE_NO_PAD.encode([0u8; NONCE_LEN + TAG_LEN]));
+        assert_eq!(k.decrypt(&minimal, AAD), Err(SecretBoxError::Authentication));
     }
 
     #[test]
@@ -521,10 +458,7 @@ mod tests {
         assert_ne!(k.keyed_hash("ab", b"c"), k.keyed_hash("a", b"bc"));
         // Another key, another hash; and it is not the pairwise function.
         assert_ne!(h, key().keyed_hash("national_id", b"001099012345"));
-        assert_ne!(
-            k.keyed_hash("rp.example", b"acct-1"),
-            k.pairwise_subject("rp.example", "acct-1")
-        );
+        assert_ne!(k.keyed_hash("rp.example", b"acct-1"), k.pairwise_subject("rp.example", "acct-1"));
     }
 
     #[test]
@@ -546,14 +480,8 @@ mod tests {
     fn pinned_outputs() {
         let k = DataKey::from_bytes([0x42; 32]).unwrap();
         assert_eq!(k.id(), "3106ab07");
-        assert_eq!(
-            k.keyed_hash("national_id", b"001099012345"),
-            "tjz4o4VRb0uJaiRVjOlh6Swo6e2Aj2mwfZOXroZdka0"
-        );
-        assert_eq!(
-            k.pairwise_subject("rp.example", "acct-1"),
-            "-A8ZvCII3eCzZQu8YUfJXUBZqGciGLTTsL6eFYU4Ghs"
-        );
+        assert_eq!(k.keyed_hash("national_id", b"001099012345"), "tjz4o4VRb0uJaiRVjOlh6Swo6e2Aj2mwfZOXroZdka0");
+        assert_eq!(k.pairwise_subject("rp.example", "acct-1"), "-A8ZvCII3eCzZQu8YUfJXUBZqGciGLTTsL6eFYU4Ghs");
         let sealed_elsewhere = "v1.3106ab07.AAECAwQFBgcICQoLjkuN3RS7FHcv33z7FFXt8QrID22ZF2tK2JOdmg";
         assert_eq!(k.decrypt(sealed_elsewhere, AAD).unwrap(), b"001099012345");
     }

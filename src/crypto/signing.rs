@@ -41,11 +41,7 @@ pub enum KeyError {
     #[error("key id must not be empty")]
     EmptyKid,
     #[error("key {kid} is for {key_alg}, refusing to sign with {requested}")]
-    WrongAlg {
-        kid: String,
-        key_alg: &'static str,
-        requested: String,
-    },
+    WrongAlg { kid: String, key_alg: &'static str, requested: String },
     #[error("JWT claims must be a JSON object")]
     ClaimsNotObject,
     #[error("signing failed")]
@@ -100,10 +96,7 @@ impl FromStr for SigningAlg {
     type Err = KeyError;
     /// Exact, case-sensitive JOSE names: JWS `alg` values are case-sensitive (RFC 7515 §4.1.1).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        SigningAlg::ALL
-            .into_iter()
-            .find(|alg| alg.as_str() == s)
-            .ok_or_else(|| KeyError::UnsupportedAlg(s.to_owned()))
+        SigningAlg::ALL.into_iter().find(|alg| alg.as_str() == s).ok_or_else(|| KeyError::UnsupportedAlg(s.to_owned()))
     }
 }
 
@@ -116,17 +109,12 @@ pub fn generate_pkcs8(alg: SigningAlg) -> Result<Vec<u8>, KeyError> {
             use rsa::pkcs8::EncodePrivateKey as _;
             let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, RSA_GENERATED_BITS)
                 .map_err(|e| KeyError::Generate(e.to_string()))?;
-            let der = key
-                .to_pkcs8_der()
-                .map_err(|e| KeyError::Generate(e.to_string()))?;
+            let der = key.to_pkcs8_der().map_err(|e| KeyError::Generate(e.to_string()))?;
             Ok(der.as_bytes().to_vec())
         }
         SigningAlg::ES256 => {
-            let doc = EcdsaKeyPair::generate_pkcs8(
-                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                &SystemRandom::new(),
-            )
-            .map_err(|_| KeyError::Generate("P-256 key generation failed".into()))?;
+            let doc = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .map_err(|_| KeyError::Generate("P-256 key generation failed".into()))?;
             Ok(doc.as_ref().to_vec())
         }
     }
@@ -154,10 +142,7 @@ pub struct SigningKey {
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("kid", &self.kid)
-            .field("alg", &self.alg)
-            .finish_non_exhaustive()
+        f.debug_struct("SigningKey").field("kid", &self.kid).field("alg", &self.alg).finish_non_exhaustive()
     }
 }
 
@@ -178,20 +163,14 @@ impl SigningKey {
             let fields = json!({ "kty": "RSA", "n": b64(&c.n), "e": b64(&c.e) });
             (KeyPair::Rsa(kp), fields)
         } else {
-            let kp = EcdsaKeyPair::from_pkcs8(
-                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                pkcs8_der,
-                &rng,
-            )
-            .map_err(rejected)?;
+            let kp = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8_der, &rng)
+                .map_err(rejected)?;
             // Uncompressed SEC1 point: 0x04 ‖ X (32) ‖ Y (32).
             let point = kp.public_key().as_ref();
             let (x, y) = match point {
                 [0x04, rest @ ..] if rest.len() == 64 => rest.split_at(32),
                 _ => {
-                    return Err(KeyError::Rejected(
-                        "unexpected P-256 public key encoding".into(),
-                    ));
+                    return Err(KeyError::Rejected("unexpected P-256 public key encoding".into()));
                 }
             };
             let fields = json!({ "kty": "EC", "crv": "P-256", "x": b64(x), "y": b64(y) });
@@ -205,14 +184,7 @@ impl SigningKey {
         // openidconnect's constructors (`new_rsa`, `new_ec`) cannot set `alg`, but its
         // Deserialize can; going through JSON also proves it understands our JWK.
         let core_jwk: CoreJsonWebKey = serde_json::from_value(jwk.clone())?;
-        Ok(Self {
-            kid,
-            alg,
-            pair,
-            rng,
-            jwk,
-            core_jwk,
-        })
+        Ok(Self { kid, alg, pair, rng, jwk, core_jwk })
     }
 
     pub fn kid(&self) -> &str {
@@ -234,15 +206,10 @@ impl SigningKey {
                     SigningAlg::ES256 => return Err(KeyError::Sign),
                 };
                 let mut sig = vec![0u8; kp.public().modulus_len()];
-                kp.sign(padding, &self.rng, msg, &mut sig)
-                    .map_err(|_| KeyError::Sign)?;
+                kp.sign(padding, &self.rng, msg, &mut sig).map_err(|_| KeyError::Sign)?;
                 Ok(sig)
             }
-            (KeyPair::Ec(kp), _) => Ok(kp
-                .sign(&self.rng, msg)
-                .map_err(|_| KeyError::Sign)?
-                .as_ref()
-                .to_vec()),
+            (KeyPair::Ec(kp), _) => Ok(kp.sign(&self.rng, msg).map_err(|_| KeyError::Sign)?.as_ref().to_vec()),
         }
     }
 
@@ -256,11 +223,7 @@ impl SigningKey {
 impl PrivateSigningKey for SigningKey {
     type VerificationKey = CoreJsonWebKey;
 
-    fn sign(
-        &self,
-        signature_alg: &CoreJwsSigningAlgorithm,
-        message: &[u8],
-    ) -> Result<Vec<u8>, SigningError> {
+    fn sign(&self, signature_alg: &CoreJwsSigningAlgorithm, message: &[u8]) -> Result<Vec<u8>, SigningError> {
         if *signature_alg != self.alg.to_core() {
             return Err(SigningError::UnsupportedAlg(format!(
                 "key {} is for {}, not {signature_alg:?}",
@@ -291,16 +254,8 @@ pub fn sign_jwt(key: &SigningKey, typ: &str, claims: &Value) -> Result<String, K
     if !claims.is_object() {
         return Err(KeyError::ClaimsNotObject);
     }
-    let header = JwsHeader {
-        alg: key.alg.as_str(),
-        kid: &key.kid,
-        typ,
-    };
-    let signing_input = format!(
-        "{}.{}",
-        b64(&serde_json::to_vec(&header)?),
-        b64(&serde_json::to_vec(claims)?)
-    );
+    let header = JwsHeader { alg: key.alg.as_str(), kid: &key.kid, typ };
+    let signing_input = format!("{}.{}", b64(&serde_json::to_vec(&header)?), b64(&serde_json::to_vec(claims)?));
     let sig = key.sign(signing_input.as_bytes())?;
     Ok(format!("{signing_input}.{}", b64(&sig)))
 }
@@ -322,12 +277,10 @@ mod tests {
 
     use super::*;
     use chrono::{Duration, Utc};
-    use openidconnect::core::{
-        CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier, CoreJsonWebKeySet,
-    };
+    use openidconnect::core::{CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier, CoreJsonWebKeySet};
     use openidconnect::{
-        AccessToken, Audience, AuthorizationCode, ClientId, EmptyAdditionalClaims, IssuerUrl,
-        JsonWebKey as _, Nonce, StandardClaims, SubjectIdentifier,
+        AccessToken, Audience, AuthorizationCode, ClientId, EmptyAdditionalClaims, IssuerUrl, JsonWebKey as _, Nonce,
+        StandardClaims, SubjectIdentifier,
     };
 
     const ISSUER: &str = "https://idp.example.test";
@@ -365,11 +318,11 @@ mod tests {
                 } else {
                     &signature::RSA_PKCS1_2048_8192_SHA256
                 };
-                signature::RsaPublicKeyComponents {
-                    n: unb64(&jwk["n"]),
-                    e: unb64(&jwk["e"]),
-                }
-                .verify(params, input.as_bytes(), &sig)
+                signature::RsaPublicKeyComponents { n: unb64(&jwk["n"]), e: unb64(&jwk["e"]) }.verify(
+                    params,
+                    input.as_bytes(),
+                    &sig,
+                )
             }
         }
     }
@@ -379,26 +332,14 @@ mod tests {
         for alg in SigningAlg::ALL {
             assert_eq!(alg.as_str().parse::<SigningAlg>().unwrap(), alg);
             assert_eq!(serde_json::to_value(alg).unwrap(), json!(alg.as_str()));
-            assert_eq!(
-                serde_json::from_value::<SigningAlg>(json!(alg.as_str())).unwrap(),
-                alg
-            );
+            assert_eq!(serde_json::from_value::<SigningAlg>(json!(alg.as_str())).unwrap(), alg);
         }
         assert!("ps256".parse::<SigningAlg>().is_err());
         assert!("none".parse::<SigningAlg>().is_err());
         assert!("HS256".parse::<SigningAlg>().is_err());
-        assert_eq!(
-            SigningAlg::PS256.to_core(),
-            CoreJwsSigningAlgorithm::RsaSsaPssSha256
-        );
-        assert_eq!(
-            SigningAlg::ES256.to_core(),
-            CoreJwsSigningAlgorithm::EcdsaP256Sha256
-        );
-        assert_eq!(
-            SigningAlg::RS256.to_core(),
-            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256
-        );
+        assert_eq!(SigningAlg::PS256.to_core(), CoreJwsSigningAlgorithm::RsaSsaPssSha256);
+        assert_eq!(SigningAlg::ES256.to_core(), CoreJwsSigningAlgorithm::EcdsaP256Sha256);
+        assert_eq!(SigningAlg::RS256.to_core(), CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256);
     }
 
     #[test]
@@ -432,10 +373,7 @@ mod tests {
             // The openidconnect view agrees (kid drives the JWS header there).
             let core = k.as_verification_key();
             assert_eq!(core.key_id().unwrap().as_str(), k.kid());
-            assert_eq!(
-                serde_json::to_value(&core).unwrap()["alg"],
-                json!(alg.as_str())
-            );
+            assert_eq!(serde_json::to_value(&core).unwrap()["alg"], json!(alg.as_str()));
         }
     }
 
@@ -447,19 +385,13 @@ mod tests {
             let jws = sign_jwt(&k, "at+jwt", &claims).unwrap();
             let parts: Vec<&str> = jws.split('.').collect();
             assert_eq!(parts.len(), 3);
-            let header: Value =
-                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
-            assert_eq!(
-                header,
-                json!({ "alg": alg.as_str(), "kid": k.kid(), "typ": "at+jwt" })
-            );
-            let payload: Value =
-                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+            let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+            assert_eq!(header, json!({ "alg": alg.as_str(), "kid": k.kid(), "typ": "at+jwt" }));
+            let payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
             assert_eq!(payload, claims);
 
             let jwk = k.public_jwk();
-            verify_with_jwk(&jwk, &jws)
-                .unwrap_or_else(|_| panic!("{alg} signature did not verify"));
+            verify_with_jwk(&jwk, &jws).unwrap_or_else(|_| panic!("{alg} signature did not verify"));
             // A modified payload must not verify.
             let forged = format!("{}.{}.{}", parts[0], b64(br#"{"sub":"admin"}"#), parts[2]);
             assert!(verify_with_jwk(&jwk, &forged).is_err());
@@ -484,14 +416,7 @@ mod tests {
                 EmptyAdditionalClaims {},
             )
             .set_nonce(Some(Nonce::new("n-1".into())));
-            let token = CoreIdToken::new(
-                claims,
-                k,
-                k.alg().to_core(),
-                Some(&access_token),
-                Some(&code),
-            )
-            .unwrap();
+            let token = CoreIdToken::new(claims, k, k.alg().to_core(), Some(&access_token), Some(&code)).unwrap();
             let serialized = token.to_string();
 
             let verifier = CoreIdTokenVerifier::new_public_client(
@@ -505,11 +430,7 @@ mod tests {
             assert_eq!(verified.subject().as_str(), "acct-1");
             assert!(verified.access_token_hash().is_some());
             assert!(verified.code_hash().is_some());
-            assert!(
-                parsed
-                    .claims(&verifier, &Nonce::new("other".into()))
-                    .is_err()
-            );
+            assert!(parsed.claims(&verifier, &Nonce::new("other".into())).is_err());
 
             // Our own ring verification agrees with openidconnect's.
             verify_with_jwk(&k.public_jwk(), &serialized).unwrap();
@@ -527,14 +448,9 @@ mod tests {
             CoreJwsSigningAlgorithm::HmacSha256,
             CoreJwsSigningAlgorithm::None,
         ] {
-            assert!(matches!(
-                PrivateSigningKey::sign(&ps, &alg, b"m"),
-                Err(SigningError::UnsupportedAlg(_))
-            ));
+            assert!(matches!(PrivateSigningKey::sign(&ps, &alg, b"m"), Err(SigningError::UnsupportedAlg(_))));
         }
-        assert!(
-            PrivateSigningKey::sign(&ps, &CoreJwsSigningAlgorithm::RsaSsaPssSha256, b"m").is_ok()
-        );
+        assert!(PrivateSigningKey::sign(&ps, &CoreJwsSigningAlgorithm::RsaSsaPssSha256, b"m").is_ok());
         assert!(matches!(
             PrivateSigningKey::sign(&es, &CoreJwsSigningAlgorithm::EcdsaP384Sha384, b"m"),
             Err(SigningError::UnsupportedAlg(_))
@@ -548,40 +464,22 @@ mod tests {
             StandardClaims::new(SubjectIdentifier::new("acct-1".into())),
             EmptyAdditionalClaims {},
         );
-        assert!(
-            CoreIdToken::new(
-                claims,
-                &es,
-                CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-                None,
-                None
-            )
-            .is_err()
-        );
+        assert!(CoreIdToken::new(claims, &es, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, None, None).is_err());
     }
 
     #[test]
     fn rejects_bad_key_material() {
         for alg in SigningAlg::ALL {
             for garbage in [&b""[..], b"garbage", &[0x30, 0x82, 0xff, 0xff]] {
-                assert!(matches!(
-                    SigningKey::from_pkcs8("k".into(), alg, garbage),
-                    Err(KeyError::Rejected(_))
-                ));
+                assert!(matches!(SigningKey::from_pkcs8("k".into(), alg, garbage), Err(KeyError::Rejected(_))));
             }
         }
         // An EC key is not an RSA key and vice versa.
-        assert!(
-            SigningKey::from_pkcs8("k".into(), SigningAlg::PS256, der(SigningAlg::ES256)).is_err()
-        );
-        assert!(
-            SigningKey::from_pkcs8("k".into(), SigningAlg::ES256, der(SigningAlg::RS256)).is_err()
-        );
+        assert!(SigningKey::from_pkcs8("k".into(), SigningAlg::PS256, der(SigningAlg::ES256)).is_err());
+        assert!(SigningKey::from_pkcs8("k".into(), SigningAlg::ES256, der(SigningAlg::RS256)).is_err());
         // An RSA key may be loaded as either RSA algorithm (the choice is the caller's,
         // and from then on it signs only with that one).
-        assert!(
-            SigningKey::from_pkcs8("k".into(), SigningAlg::RS256, der(SigningAlg::PS256)).is_ok()
-        );
+        assert!(SigningKey::from_pkcs8("k".into(), SigningAlg::RS256, der(SigningAlg::PS256)).is_ok());
         assert!(matches!(
             SigningKey::from_pkcs8(String::new(), SigningAlg::ES256, der(SigningAlg::ES256)),
             Err(KeyError::EmptyKid)
@@ -592,10 +490,7 @@ mod tests {
     fn sign_jwt_rejects_non_object_claims() {
         let k = key(SigningAlg::ES256);
         for claims in [json!([]), json!("x"), json!(null), json!(1)] {
-            assert!(matches!(
-                sign_jwt(&k, "JWT", &claims),
-                Err(KeyError::ClaimsNotObject)
-            ));
+            assert!(matches!(sign_jwt(&k, "JWT", &claims), Err(KeyError::ClaimsNotObject)));
         }
     }
 

@@ -21,7 +21,7 @@ pub const LANG_COOKIE: &str = "xacthuc_lang";
 /// Cookie names get the `__Host-` prefix when served over https (bound to this host, path /,
 /// Secure), which a sibling subdomain cannot overwrite.
 pub fn cookie_name(state: &AppState, base: &str) -> String {
-    if state.config.secure_cookies() { format!("__Host-{base}") } else { base.to_string() }
+    if state.config.secure_cookies() { format!("__Host-xacthuc_{base}") } else { format!("xacthuc_{base}") }
 }
 
 pub fn secret_cookie(state: &AppState, base: &str, value: String, max_age_secs: Option<i64>) -> Cookie<'static> {
@@ -72,7 +72,8 @@ impl FromRequestParts<AppState> for WebCtx {
         let csrf_cookie = match jar.get(&csrf_name) {
             Some(c) if c.value().len() >= 32 => c.value().to_string(),
             _ => {
-                let v = crate::service::random_token().map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
+                let v =
+                    crate::service::random_token().map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
                 jar = jar.add(secret_cookie(state, "csrf", v.clone(), None));
                 v
             }
@@ -106,7 +107,10 @@ impl WebCtx {
 
     /// Renders `template` with the common context plus `extra`.
     pub fn page(self, status: StatusCode, template: &str, extra: Value) -> Response {
-        let user = self.session.as_ref().map(|(_, a)| context! { username => a.username.clone(), as_level => a.as_level.number() });
+        let user = self
+            .session
+            .as_ref()
+            .map(|(_, a)| context! { username => a.username.clone(), as_level => a.as_level.number() });
         let other = self.lang.other();
         let ctx = context! {
             lang => self.lang.code(),

@@ -33,7 +33,10 @@ pub enum DemoHttpError {
 }
 
 /// The `openidconnect` crate's HTTP client contract, fulfilled by reqwest.
-async fn send(client: reqwest::Client, req: openidconnect::HttpRequest) -> Result<openidconnect::HttpResponse, DemoHttpError> {
+async fn send(
+    client: reqwest::Client,
+    req: openidconnect::HttpRequest,
+) -> Result<openidconnect::HttpResponse, DemoHttpError> {
     let (parts, body) = req.into_parts();
     let resp = client.request(parts.method, parts.uri.to_string()).headers(parts.headers).body(body).send().await?;
     let mut builder = axum::http::Response::builder().status(resp.status());
@@ -50,7 +53,7 @@ struct FlowState {
     verifier: String,
 }
 
-const COOKIE: &str = "xacthuc_demo";
+const COOKIE: &str = "demo";
 const AAD: &[u8] = b"demo-flow-state";
 
 const PRESETS: &[(&str, &str)] = &[
@@ -70,14 +73,22 @@ pub async fn home(ctx: WebCtx) -> Response {
     ctx.page(StatusCode::OK, "demo.html", context! { presets => p, result => Value::from(()), error => "" })
 }
 
-async fn client(state: &AppState) -> Result<(CoreClient<
-    openidconnect::EndpointSet,
-    openidconnect::EndpointNotSet,
-    openidconnect::EndpointNotSet,
-    openidconnect::EndpointNotSet,
-    openidconnect::EndpointMaybeSet,
-    openidconnect::EndpointMaybeSet,
->, DemoClient), String> {
+async fn client(
+    state: &AppState,
+) -> Result<
+    (
+        CoreClient<
+            openidconnect::EndpointSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointMaybeSet,
+            openidconnect::EndpointMaybeSet,
+        >,
+        DemoClient,
+    ),
+    String,
+> {
     let demo = state.demo.clone().ok_or("demo disabled")?;
     let http = |req| send(state.http.clone(), req);
     let issuer = IssuerUrl::new(state.issuer().to_string()).map_err(|e| e.to_string())?;
@@ -119,8 +130,11 @@ pub async fn login(State(state): State<AppState>, mut ctx: WebCtx, Query(q): Que
         request = request.add_auth_context_value(AuthenticationContextClass::new(acr));
     }
     let (url, csrf, nonce) = request.url();
-    let flow = FlowState { state: csrf.secret().clone(), nonce: nonce.secret().clone(), verifier: verifier.secret().clone() };
-    let sealed = serde_json::to_vec(&flow).map_err(|e| e.to_string()).and_then(|j| state.data_key.encrypt(&j, AAD).map_err(|e| e.to_string()));
+    let flow =
+        FlowState { state: csrf.secret().clone(), nonce: nonce.secret().clone(), verifier: verifier.secret().clone() };
+    let sealed = serde_json::to_vec(&flow)
+        .map_err(|e| e.to_string())
+        .and_then(|j| state.data_key.encrypt(&j, AAD).map_err(|e| e.to_string()));
     match sealed {
         Ok(v) => {
             ctx.jar = ctx.jar.add(secret_cookie(&state, COOKIE, v, Some(600)));
@@ -191,7 +205,11 @@ pub async fn callback(State(state): State<AppState>, mut ctx: WebCtx, Query(q): 
     let auth_time = claims["auth_time"]
         .as_i64()
         .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .and_then(|t| t.to_offset(time::macros::offset!(+7)).format(time::macros::format_description!("[day]/[month]/[year] [hour]:[minute]:[second] (GMT+7)")).ok())
+        .and_then(|t| {
+            t.to_offset(time::macros::offset!(+7))
+                .format(time::macros::format_description!("[day]/[month]/[year] [hour]:[minute]:[second] (GMT+7)"))
+                .ok()
+        })
         .unwrap_or_default();
     let result = context! {
         acr => claims["acr"].as_str().unwrap_or(""),

@@ -28,7 +28,7 @@ fn cacheable_json(body: String) -> Response {
 }
 
 pub async fn discovery(State(state): State<AppState>) -> Response {
-    match disco::metadata(state.issuer(), &state.keys.algorithms()).and_then(|m| Ok(serde_json::to_string(&m))) {
+    match disco::metadata(state.issuer(), &state.keys.algorithms()).map(|m| serde_json::to_string(&m)) {
         Ok(Ok(json)) => cacheable_json(json),
         _ => OAuthJson::new(OAuthError::server_error("discovery unavailable")).into_response(),
     }
@@ -41,7 +41,8 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
 /// Parameters "MUST NOT be included more than once" (RFC 6749 §3.1): the derived
 /// deserializer refuses duplicate fields, which we report as a malformed request.
 fn parse_form<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, OAuthError> {
-    serde_urlencoded::from_bytes(bytes).map_err(|e| OAuthError::invalid_request("malformed request parameters").with_detail(e.to_string()))
+    serde_urlencoded::from_bytes(bytes)
+        .map_err(|e| OAuthError::invalid_request("malformed request parameters").with_detail(e.to_string()))
 }
 
 async fn authorize_with(state: AppState, ctx: WebCtx, raw: Result<RawAuthorizeRequest, OAuthError>) -> Response {
@@ -153,12 +154,12 @@ pub fn service_failure(ctx: WebCtx, e: crate::service::ServiceError) -> Response
 
 pub async fn token_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     // RFC 6749 §4.1.3: the request uses application/x-www-form-urlencoded.
-    let form_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")));
+    let form_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    });
     if !form_type {
-        return OAuthJson::new(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded")).into_response();
+        return OAuthJson::new(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"))
+            .into_response();
     }
     let req: TokenRequest = match parse_form(&body) {
         Ok(r) => r,
@@ -189,14 +190,16 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap, body: B
     let from_body = serde_urlencoded::from_bytes::<Body>(&body).ok().and_then(|b| b.access_token);
     let token = match (from_header, from_body) {
         (Some(_), Some(_)) => {
-            return OAuthJson::new(OAuthError::invalid_request("use one way of sending the access token")).into_response();
+            return OAuthJson::new(OAuthError::invalid_request("use one way of sending the access token"))
+                .into_response();
         }
         (Some(t), None) | (None, Some(t)) => t,
         (None, None) => {
             // RFC 6750 §3.1: no error code when the request had no authentication at all.
             let mut h = no_store();
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"xacthuc\""));
-            return (StatusCode::UNAUTHORIZED, h, Json(OAuthError::invalid_token("access token required").body())).into_response();
+            return (StatusCode::UNAUTHORIZED, h, Json(OAuthError::invalid_token("access token required").body()))
+                .into_response();
         }
     };
     match crate::service::userinfo::userinfo(&state, &token, now()).await {

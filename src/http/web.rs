@@ -4,8 +4,8 @@ use super::ctx::{LANG_COOKIE, WebCtx, removal, safe_local_path, secret_cookie};
 use super::oidc::{after_login, csrf_failed, service_failure};
 use crate::app::{AppState, now};
 use crate::service::accounts::{self, FieldProblem, IdentityInput, RegistrationError, RegistrationInput};
-use crate::service::login::{self, LoginError};
 use crate::service::authorize;
+use crate::service::login::{self, LoginError};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -82,14 +82,20 @@ pub struct PendingParam {
 }
 
 /// The context of a waiting portal request, for the sign-in and registration pages.
-async fn pending_context(state: &AppState, ctx: &mut WebCtx, r: Option<&str>) -> Result<Value, crate::service::ServiceError> {
+async fn pending_context(
+    state: &AppState,
+    ctx: &mut WebCtx,
+    r: Option<&str>,
+) -> Result<Value, crate::service::ServiceError> {
     let Some(r) = r.filter(|r| !r.is_empty()) else {
         return Ok(context! { pending => "", client_name => "", login_hint => "" });
     };
     match authorize::pending_info(state, r, now()).await? {
         Some(info) => {
             ctx.prefer(info.ui_locales.as_deref());
-            Ok(context! { pending => r, client_name => info.client_name, login_hint => info.login_hint.unwrap_or_default() })
+            Ok(
+                context! { pending => r, client_name => info.client_name, login_hint => info.login_hint.unwrap_or_default() },
+            )
         }
         None => Ok(context! { pending => "", client_name => "", login_hint => "" }),
     }
@@ -146,7 +152,11 @@ pub async fn login_post(State(state): State<AppState>, mut ctx: WebCtx, body: By
                 Err(e) => return service_failure(ctx, e),
             };
             let error = ctx.t("err_bad_credentials");
-            ctx.page(StatusCode::UNAUTHORIZED, "login.html", context! { username => form.username, error => error, ..p })
+            ctx.page(
+                StatusCode::UNAUTHORIZED,
+                "login.html",
+                context! { username => form.username, error => error, ..p },
+            )
         }
         Err(LoginError::Suspended) => {
             let (title, message) = (ctx.t("err_suspended_title"), ctx.t("err_suspended_text"));
@@ -187,7 +197,11 @@ pub async fn register_get(State(state): State<AppState>, mut ctx: WebCtx, Query(
     match pending_context(&state, &mut ctx, q.r.as_deref()).await {
         Ok(p) => {
             let form = RegisterForm { level: "as2".into(), ..Default::default() };
-            ctx.page(StatusCode::OK, "register.html", context! { form => super::pages::ser(&form), errors => Value::from(()), ..p })
+            ctx.page(
+                StatusCode::OK,
+                "register.html",
+                context! { form => super::pages::ser(&form), errors => Value::from(()), ..p },
+            )
         }
         Err(e) => service_failure(ctx, e),
     }
@@ -216,7 +230,8 @@ pub async fn register_post(State(state): State<AppState>, mut ctx: WebCtx, body:
         password_confirm: form.password_confirm.clone(),
         email: Some(form.email.clone()),
         phone: Some(form.phone.clone()),
-        identity: (form.level == "as2").then(|| identity_of(&form.national_id, &form.full_name, &form.birth_date, &form.sex)),
+        identity: (form.level == "as2")
+            .then(|| identity_of(&form.national_id, &form.full_name, &form.birth_date, &form.sex)),
     };
     let t = now();
     match accounts::register(&state, input, ctx.lang, "self", t).await {
@@ -234,7 +249,11 @@ pub async fn register_post(State(state): State<AppState>, mut ctx: WebCtx, body:
                 Err(e) => return service_failure(ctx, e),
             };
             let errors = super::pages::ser(problems_map(&problems));
-            ctx.page(StatusCode::BAD_REQUEST, "register.html", context! { form => super::pages::ser(&form), errors => errors, ..p })
+            ctx.page(
+                StatusCode::BAD_REQUEST,
+                "register.html",
+                context! { form => super::pages::ser(&form), errors => errors, ..p },
+            )
         }
         Err(RegistrationError::Service(e)) => service_failure(ctx, e),
     }
@@ -272,10 +291,11 @@ fn account_page(ctx: WebCtx, status: StatusCode, pending: &str, errors: Value, f
 
 pub async fn account_get(ctx: WebCtx, Query(q): Query<PendingParam>) -> Response {
     let pending = q.r.unwrap_or_default();
-    account_page(ctx, StatusCode::OK, &pending, Value::from(()), Value::from(()))
+    let empty = super::pages::ser(IdentityForm::default());
+    account_page(ctx, StatusCode::OK, &pending, Value::from(()), empty)
 }
 
-#[derive(Deserialize, serde::Serialize)]
+#[derive(Deserialize, serde::Serialize, Default)]
 pub struct IdentityForm {
     #[serde(default)]
     national_id: String,

@@ -111,18 +111,10 @@ pub enum IdNumberProblem {
     CenturyMismatch { digit: u8, declared_year: i32 },
     /// `G`'s parity says the other sex.
     #[error("the ID number's sex digit {digit} does not match the declared sex")]
-    SexMismatch {
-        digit: u8,
-        encoded: Sex,
-        declared: Sex,
-    },
+    SexMismatch { digit: u8, encoded: Sex, declared: Sex },
     /// `YY` differs from the last two digits of the declared birth year.
     #[error("the ID number encodes birth year {encoded_year}, declared {declared_year}")]
-    BirthYearMismatch {
-        yy: u8,
-        encoded_year: i32,
-        declared_year: i32,
-    },
+    BirthYearMismatch { yy: u8, encoded_year: i32, declared_year: i32 },
     /// The declared birth date is after `today`.
     #[error("the declared date of birth is in the future")]
     BirthDateInFuture { declared: time::Date },
@@ -139,18 +131,17 @@ impl IdNumberProblem {
             (IdNumberProblem::WrongLength { digits: 0 }, Lang::En) => {
                 "Please enter your personal ID number (12 digits).".to_owned()
             }
-            (IdNumberProblem::WrongLength { digits }, Lang::Vi) => format!(
-                "Số định danh cá nhân phải gồm đúng 12 chữ số; số bạn nhập có {digits} chữ số."
-            ),
-            (IdNumberProblem::WrongLength { digits }, Lang::En) => format!(
-                "The personal ID number must be exactly 12 digits; the number you entered has {digits}."
-            ),
+            (IdNumberProblem::WrongLength { digits }, Lang::Vi) => {
+                format!("Số định danh cá nhân phải gồm đúng 12 chữ số; số bạn nhập có {digits} chữ số.")
+            }
+            (IdNumberProblem::WrongLength { digits }, Lang::En) => {
+                format!("The personal ID number must be exactly 12 digits; the number you entered has {digits}.")
+            }
             (IdNumberProblem::NotDigits, Lang::Vi) => {
                 "Số định danh cá nhân chỉ gồm 12 chữ số, không có chữ cái hay ký hiệu.".to_owned()
             }
             (IdNumberProblem::NotDigits, Lang::En) => {
-                "The personal ID number is made of 12 digits only, with no letters or symbols."
-                    .to_owned()
+                "The personal ID number is made of 12 digits only, with no letters or symbols.".to_owned()
             }
             (IdNumberProblem::OldCmndNumber, Lang::Vi) => {
                 "Đây có vẻ là số chứng minh nhân dân (CMND) 9 số cũ. Vui lòng nhập số định danh \
@@ -170,92 +161,50 @@ impl IdNumberProblem {
                 "The first three digits of the ID number ({code}) are not the code of any \
                  province or city where a birth is registered."
             ),
-            (
-                IdNumberProblem::CenturyMismatch {
-                    digit,
-                    declared_year,
-                },
-                Lang::Vi,
-            ) => {
+            (IdNumberProblem::CenturyMismatch { digit, declared_year }, Lang::Vi) => {
                 let (from, to) = century_range(*digit);
                 format!(
                     "Chữ số thứ tư của số định danh ({digit}) cho biết năm sinh trong khoảng \
                      {from}–{to}, nhưng ngày sinh bạn khai là năm {declared_year}."
                 )
             }
-            (
-                IdNumberProblem::CenturyMismatch {
-                    digit,
-                    declared_year,
-                },
-                Lang::En,
-            ) => {
+            (IdNumberProblem::CenturyMismatch { digit, declared_year }, Lang::En) => {
                 let (from, to) = century_range(*digit);
                 format!(
                     "The fourth digit of the ID number ({digit}) encodes a birth year in \
                      {from}–{to}, but the declared date of birth is in {declared_year}."
                 )
             }
-            (
-                IdNumberProblem::SexMismatch {
-                    digit,
-                    encoded,
-                    declared,
-                },
-                Lang::Vi,
-            ) => format!(
+            (IdNumberProblem::SexMismatch { digit, encoded, declared }, Lang::Vi) => format!(
                 "Chữ số thứ tư của số định danh ({digit}) cho biết giới tính {}, nhưng giới \
                  tính bạn khai là {}.",
                 encoded.label(Lang::Vi),
                 declared.label(Lang::Vi),
             ),
-            (
-                IdNumberProblem::SexMismatch {
-                    digit,
-                    encoded,
-                    declared,
-                },
-                Lang::En,
-            ) => format!(
+            (IdNumberProblem::SexMismatch { digit, encoded, declared }, Lang::En) => format!(
                 "The fourth digit of the ID number ({digit}) encodes sex {}, but the declared \
                  sex is {}.",
                 encoded.label(Lang::En),
                 declared.label(Lang::En),
             ),
-            (
-                IdNumberProblem::BirthYearMismatch {
-                    yy,
-                    encoded_year,
-                    declared_year,
-                },
-                Lang::Vi,
-            ) => {
+            (IdNumberProblem::BirthYearMismatch { yy, encoded_year, declared_year }, Lang::Vi) => {
                 format!(
                     "Chữ số thứ năm và thứ sáu của số định danh ({yy:02}) cho biết năm sinh \
                      {encoded_year}, nhưng ngày sinh bạn khai là năm {declared_year}."
                 )
             }
-            (
-                IdNumberProblem::BirthYearMismatch {
-                    yy,
-                    encoded_year,
-                    declared_year,
-                },
-                Lang::En,
-            ) => {
+            (IdNumberProblem::BirthYearMismatch { yy, encoded_year, declared_year }, Lang::En) => {
                 format!(
                     "The fifth and sixth digits of the ID number ({yy:02}) encode birth year \
                      {encoded_year}, but the declared date of birth is in {declared_year}."
                 )
             }
-            (IdNumberProblem::BirthDateInFuture { declared }, Lang::Vi) => format!(
-                "Ngày sinh bạn khai ({}) là một ngày trong tương lai.",
-                dd_mm_yyyy(*declared)
-            ),
-            (IdNumberProblem::BirthDateInFuture { declared }, Lang::En) => format!(
-                "The declared date of birth ({}) is in the future.",
-                dd_mm_yyyy(*declared)
-            ),
+            (IdNumberProblem::BirthDateInFuture { declared }, Lang::Vi) => {
+                format!("Ngày sinh bạn khai ({}) là một ngày trong tương lai.", dd_mm_yyyy(*declared))
+            }
+            (IdNumberProblem::BirthDateInFuture { declared }, Lang::En) => {
+                format!("The declared date of birth ({}) is in the future.", dd_mm_yyyy(*declared))
+            }
         }
     }
 }
@@ -284,28 +233,19 @@ pub fn check_consistency(
 
     let code = &digits[0..3];
     if !is_registered_abroad(code) && province_name(code).is_none() {
-        problems.push(IdNumberProblem::UnknownProvince {
-            code: code.to_owned(),
-        });
+        problems.push(IdNumberProblem::UnknownProvince { code: code.to_owned() });
     }
 
     let g = digit(3);
     let declared_year = birth_date.year();
     let encoded_century_start = century_range(g).0;
     if declared_year.div_euclid(100) * 100 != encoded_century_start {
-        problems.push(IdNumberProblem::CenturyMismatch {
-            digit: g,
-            declared_year,
-        });
+        problems.push(IdNumberProblem::CenturyMismatch { digit: g, declared_year });
     }
 
     let encoded_sex = if g % 2 == 0 { Sex::Male } else { Sex::Female };
     if encoded_sex != sex {
-        problems.push(IdNumberProblem::SexMismatch {
-            digit: g,
-            encoded: encoded_sex,
-            declared: sex,
-        });
+        problems.push(IdNumberProblem::SexMismatch { digit: g, encoded: encoded_sex, declared: sex });
     }
 
     let yy = digit(4) * 10 + digit(5);
@@ -320,16 +260,10 @@ pub fn check_consistency(
     // A declared date of birth in the future could still agree with every digit (G=2, YY=99),
     // so it needs its own check.
     if birth_date > today {
-        problems.push(IdNumberProblem::BirthDateInFuture {
-            declared: birth_date,
-        });
+        problems.push(IdNumberProblem::BirthDateInFuture { declared: birth_date });
     }
 
-    if problems.is_empty() {
-        Ok(NationalId(digits))
-    } else {
-        Err(problems)
-    }
+    if problems.is_empty() { Ok(NationalId(digits)) } else { Err(problems) }
 }
 
 fn strip_whitespace(number: &str) -> String {
@@ -358,21 +292,13 @@ fn is_registered_abroad(code: &str) -> bool {
 }
 
 fn dd_mm_yyyy(date: time::Date) -> String {
-    format!(
-        "{:02}/{:02}/{:04}",
-        date.day(),
-        u8::from(date.month()),
-        date.year()
-    )
+    format!("{:02}/{:02}/{:04}", date.day(), u8::from(date.month()), date.year())
 }
 
 /// The province (before the 2025 merger) where a birth with this `PPP` code was registered.
 /// `None` for unknown codes and for codes of 100 or more (registered abroad).
 pub fn province_name(code: &str) -> Option<&'static str> {
-    PROVINCES
-        .binary_search_by(|(c, _)| (*c).cmp(code))
-        .ok()
-        .map(|i| PROVINCES[i].1)
+    PROVINCES.binary_search_by(|(c, _)| (*c).cmp(code)).ok().map(|i| PROVINCES[i].1)
 }
 
 /// Keeps the first 4 and last 2 digits of a 12-digit number: `079012345656` → `0790******56`.
@@ -384,11 +310,7 @@ pub fn mask(number: &str) -> String {
     if n < 12 {
         return "*".repeat(n);
     }
-    chars
-        .iter()
-        .enumerate()
-        .map(|(i, c)| if i < 4 || i >= n - 2 { *c } else { '*' })
-        .collect()
+    chars.iter().enumerate().map(|(i, c)| if i < 4 || i >= n - 2 { *c } else { '*' }).collect()
 }
 
 /// The Ministry of Public Security's `PPP` codes for the 63 provinces (as in shared/VIETNAM.md),
@@ -487,8 +409,7 @@ mod tests {
             ("001226000001", TODAY, Sex::Male),
         ];
         for (number, born, sex) in cases {
-            let id = check_consistency(number, born, sex, TODAY)
-                .unwrap_or_else(|p| panic!("{number}: {p:?}"));
+            let id = check_consistency(number, born, sex, TODAY).unwrap_or_else(|p| panic!("{number}: {p:?}"));
             assert_eq!(id.as_str(), number.replace(' ', ""));
         }
     }
@@ -500,51 +421,28 @@ mod tests {
                 "087084000999",
                 date!(1984 - 07 - 01),
                 Sex::Female,
-                vec![P::SexMismatch {
-                    digit: 0,
-                    encoded: Sex::Male,
-                    declared: Sex::Female,
-                }],
+                vec![P::SexMismatch { digit: 0, encoded: Sex::Male, declared: Sex::Female }],
             ),
             (
                 "087084000999",
                 date!(1985 - 07 - 01),
                 Sex::Male,
-                vec![P::BirthYearMismatch {
-                    yy: 84,
-                    encoded_year: 1984,
-                    declared_year: 1985,
-                }],
+                vec![P::BirthYearMismatch { yy: 84, encoded_year: 1984, declared_year: 1985 }],
             ),
             (
                 "087284000999",
                 date!(1984 - 07 - 01),
                 Sex::Male,
-                vec![P::CenturyMismatch {
-                    digit: 2,
-                    declared_year: 1984,
-                }],
+                vec![P::CenturyMismatch { digit: 2, declared_year: 1984 }],
             ),
-            (
-                "003084000999",
-                date!(1984 - 07 - 01),
-                Sex::Male,
-                vec![P::UnknownProvince {
-                    code: "003".to_owned(),
-                }],
-            ),
+            ("003084000999", date!(1984 - 07 - 01), Sex::Male, vec![P::UnknownProvince { code: "003".to_owned() }]),
             (
                 "087026000999",
                 date!(2026 - 07 - 01),
                 Sex::Male,
                 vec![
-                    P::CenturyMismatch {
-                        digit: 0,
-                        declared_year: 2026,
-                    },
-                    P::BirthDateInFuture {
-                        declared: date!(2026 - 07 - 01),
-                    },
+                    P::CenturyMismatch { digit: 0, declared_year: 2026 },
+                    P::BirthDateInFuture { declared: date!(2026 - 07 - 01) },
                 ],
             ),
             // Everything wrong at once: all reported, in digit order.
@@ -553,23 +451,10 @@ mod tests {
                 date!(1985 - 07 - 01),
                 Sex::Male,
                 vec![
-                    P::UnknownProvince {
-                        code: "023".to_owned(),
-                    },
-                    P::CenturyMismatch {
-                        digit: 3,
-                        declared_year: 1985,
-                    },
-                    P::SexMismatch {
-                        digit: 3,
-                        encoded: Sex::Female,
-                        declared: Sex::Male,
-                    },
-                    P::BirthYearMismatch {
-                        yy: 7,
-                        encoded_year: 2007,
-                        declared_year: 1985,
-                    },
+                    P::UnknownProvince { code: "023".to_owned() },
+                    P::CenturyMismatch { digit: 3, declared_year: 1985 },
+                    P::SexMismatch { digit: 3, encoded: Sex::Female, declared: Sex::Male },
+                    P::BirthYearMismatch { yy: 7, encoded_year: 2007, declared_year: 1985 },
                 ],
             ),
         ];
@@ -593,21 +478,13 @@ mod tests {
             ("123456789", P::OldCmndNumber),
         ];
         for (number, expected) in cases {
-            assert_eq!(
-                check_consistency(number, born, Sex::Male, TODAY).unwrap_err(),
-                vec![expected],
-                "{number:?}"
-            );
+            assert_eq!(check_consistency(number, born, Sex::Male, TODAY).unwrap_err(), vec![expected], "{number:?}");
         }
     }
 
     #[test]
     fn messages_name_the_part_and_what_it_encodes() {
-        let p = P::BirthYearMismatch {
-            yy: 84,
-            encoded_year: 1984,
-            declared_year: 1985,
-        };
+        let p = P::BirthYearMismatch { yy: 84, encoded_year: 1984, declared_year: 1985 };
         assert_eq!(
             p.message(Lang::Vi),
             "Chữ số thứ năm và thứ sáu của số định danh (84) cho biết năm sinh 1984, nhưng \
@@ -618,29 +495,16 @@ mod tests {
             "The fifth and sixth digits of the ID number (84) encode birth year 1984, but the \
              declared date of birth is in 1985."
         );
-        let p = P::SexMismatch {
-            digit: 1,
-            encoded: Sex::Female,
-            declared: Sex::Male,
-        };
+        let p = P::SexMismatch { digit: 1, encoded: Sex::Female, declared: Sex::Male };
         assert!(p.message(Lang::Vi).contains("giới tính nữ"));
         assert!(p.message(Lang::Vi).contains("bạn khai là nam"));
-        let p = P::CenturyMismatch {
-            digit: 2,
-            declared_year: 1985,
-        };
+        let p = P::CenturyMismatch { digit: 2, declared_year: 1985 };
         assert!(p.message(Lang::Vi).contains("2000–2099"));
         assert!(p.message(Lang::En).contains("2000–2099"));
-        let p = P::BirthDateInFuture {
-            declared: date!(2030 - 01 - 02),
-        };
+        let p = P::BirthDateInFuture { declared: date!(2030 - 01 - 02) };
         assert!(p.message(Lang::Vi).contains("02/01/2030"));
         assert!(P::OldCmndNumber.message(Lang::Vi).contains("CMND"));
-        assert!(
-            P::WrongLength { digits: 11 }
-                .message(Lang::Vi)
-                .contains("12 chữ số")
-        );
+        assert!(P::WrongLength { digits: 11 }.message(Lang::Vi).contains("12 chữ số"));
     }
 
     #[test]
@@ -650,26 +514,11 @@ mod tests {
             P::WrongLength { digits: 11 },
             P::NotDigits,
             P::OldCmndNumber,
-            P::UnknownProvince {
-                code: "003".to_owned(),
-            },
-            P::CenturyMismatch {
-                digit: 4,
-                declared_year: 1990,
-            },
-            P::SexMismatch {
-                digit: 0,
-                encoded: Sex::Male,
-                declared: Sex::Female,
-            },
-            P::BirthYearMismatch {
-                yy: 1,
-                encoded_year: 2001,
-                declared_year: 2002,
-            },
-            P::BirthDateInFuture {
-                declared: date!(2030 - 01 - 02),
-            },
+            P::UnknownProvince { code: "003".to_owned() },
+            P::CenturyMismatch { digit: 4, declared_year: 1990 },
+            P::SexMismatch { digit: 0, encoded: Sex::Male, declared: Sex::Female },
+            P::BirthYearMismatch { yy: 1, encoded_year: 2001, declared_year: 2002 },
+            P::BirthDateInFuture { declared: date!(2030 - 01 - 02) },
         ];
         for p in all {
             for lang in [Lang::Vi, Lang::En] {
@@ -694,11 +543,7 @@ mod tests {
         assert_eq!(province_name("1"), None);
         // Sorted and unique, or binary_search silently misses codes.
         assert!(PROVINCES.windows(2).all(|w| w[0].0 < w[1].0));
-        assert!(
-            PROVINCES
-                .iter()
-                .all(|(c, _)| c.len() == 3 && c.parse::<u16>().unwrap() < 100)
-        );
+        assert!(PROVINCES.iter().all(|(c, _)| c.len() == 3 && c.parse::<u16>().unwrap() < 100));
     }
 
     #[test]
@@ -708,8 +553,7 @@ mod tests {
         assert_eq!(mask("123456789"), "*********");
         assert_eq!(mask("12"), "**");
         assert_eq!(mask(""), "");
-        let id =
-            check_consistency("087084000999", date!(1984 - 07 - 01), Sex::Male, TODAY).unwrap();
+        let id = check_consistency("087084000999", date!(1984 - 07 - 01), Sex::Male, TODAY).unwrap();
         assert_eq!(id.masked(), "0870******99");
         let debug = format!("{id:?}");
         assert!(debug.contains("0870******99"));
@@ -726,9 +570,6 @@ mod tests {
         use serde::de::IntoDeserializer;
         use serde::de::value::{Error, StrDeserializer};
         let de: StrDeserializer<'_, Error> = "female".into_deserializer();
-        assert_eq!(
-            <Sex as serde::Deserialize>::deserialize(de),
-            Ok(Sex::Female)
-        );
+        assert_eq!(<Sex as serde::Deserialize>::deserialize(de), Ok(Sex::Female));
     }
 }

@@ -233,8 +233,8 @@ pub fn check_acr(raw: &RawAuthorizeRequest) -> Result<AcrRequest, OAuthError> {
         }
     };
     if let Some(claims) = raw.claims.as_deref().filter(|c| !c.is_empty()) {
-        let parsed: serde_json::Value = serde_json::from_str(claims)
-            .map_err(|_| OAuthError::invalid_request("claims is not valid JSON"))?;
+        let parsed: serde_json::Value =
+            serde_json::from_str(claims).map_err(|_| OAuthError::invalid_request("claims is not valid JSON"))?;
         if !parsed.is_object() {
             return Err(OAuthError::invalid_request("claims must be a JSON object"));
         }

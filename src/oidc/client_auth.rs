@@ -9,10 +9,18 @@ use base64::engine::general_purpose::STANDARD;
 /// Credentials as presented; not yet checked against the client.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Presented {
-    Basic { client_id: String, secret: String },
-    Post { client_id: String, secret: String },
+    Basic {
+        client_id: String,
+        secret: String,
+    },
+    Post {
+        client_id: String,
+        secret: String,
+    },
     /// Only `client_id`: a public client.
-    None { client_id: String },
+    None {
+        client_id: String,
+    },
 }
 
 impl Presented {

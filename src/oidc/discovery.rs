@@ -4,9 +4,9 @@
 use crate::assurance::Acr;
 use crate::crypto::signing::SigningAlg;
 use openidconnect::core::{
-    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
-    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreJsonWebKey, CoreResponseMode,
-    CoreResponseType, CoreSubjectIdentifierType,
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType, CoreJsonWebKey,
+    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreResponseMode, CoreResponseType,
+    CoreSubjectIdentifierType,
 };
 use openidconnect::{
     AdditionalProviderMetadata, AuthUrl, AuthenticationContextClass, IssuerUrl, JsonWebKeySetUrl, LanguageTag,
@@ -86,9 +86,7 @@ pub fn metadata(issuer: &str, algs: &[SigningAlg]) -> Result<XacthucProviderMeta
     .set_claims_supported(Some(CLAIMS_SUPPORTED.iter().map(|c| CoreClaimName::new(c.to_string())).collect()))
     .set_grant_types_supported(Some(vec![CoreGrantType::AuthorizationCode]))
     .set_response_modes_supported(Some(vec![CoreResponseMode::Query]))
-    .set_acr_values_supported(Some(
-        Acr::all().iter().map(|a| AuthenticationContextClass::new(a.to_string())).collect(),
-    ))
+    .set_acr_values_supported(Some(Acr::all().iter().map(|a| AuthenticationContextClass::new(a.to_string())).collect()))
     .set_token_endpoint_auth_methods_supported(Some(vec![
         CoreClientAuthMethod::ClientSecretBasic,
         CoreClientAuthMethod::ClientSecretPost,

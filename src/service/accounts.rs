@@ -123,7 +123,10 @@ fn check_identity(
                 full_name,
                 birth_date: birth.format(format).map_err(ServiceError::internal)?,
                 sex: sex.as_str().to_string(),
-                national_id_enc: state.data_key.encrypt(id.as_str().as_bytes(), aad.as_bytes()).map_err(ServiceError::internal)?,
+                national_id_enc: state
+                    .data_key
+                    .encrypt(id.as_str().as_bytes(), aad.as_bytes())
+                    .map_err(ServiceError::internal)?,
                 national_id_hash: national_id_hash(state, id.as_str()),
                 national_id_masked: id.masked(),
             }))
@@ -246,9 +249,5 @@ pub async fn declare_identity(
 pub fn decrypt_national_id(state: &AppState, account: &Account) -> Option<String> {
     let identity = account.identity.as_ref()?;
     let aad = format!("account:{}:national_id", account.id);
-    state
-        .data_key
-        .decrypt(&identity.national_id_enc, aad.as_bytes())
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
+    state.data_key.decrypt(&identity.national_id_enc, aad.as_bytes()).ok().and_then(|b| String::from_utf8(b).ok())
 }

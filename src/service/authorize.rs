@@ -6,7 +6,9 @@ use crate::app::AppState;
 use crate::assurance::{AsLevel, Mechanism};
 use crate::crypto::random::hash_token;
 use crate::oidc::OAuthError;
-use crate::oidc::authorize::{self, AuthorizeDecision, AuthorizeError, RawAuthorizeRequest, SessionView, ValidatedAuthorize};
+use crate::oidc::authorize::{
+    self, AuthorizeDecision, AuthorizeError, RawAuthorizeRequest, SessionView, ValidatedAuthorize,
+};
 use crate::store::{Account, AuthCodeRecord, CodeData, GrantRecord, PendingAuthorization, SessionRecord};
 use uuid::Uuid;
 
@@ -44,14 +46,22 @@ fn redirect_with(redirect_uri: &str, params: &[(&str, Option<&str>)]) -> Result<
     Ok(url.to_string())
 }
 
-fn error_redirect(state: &AppState, redirect_uri: &str, st: Option<&str>, e: &OAuthError) -> Result<String, ServiceError> {
-    redirect_with(redirect_uri, &[
-        ("error", Some(e.code)),
-        ("error_description", Some(&e.description)),
-        ("state", st),
-        // RFC 9207: the issuer identifies who answered (mix-up defence).
-        ("iss", Some(state.issuer())),
-    ])
+fn error_redirect(
+    state: &AppState,
+    redirect_uri: &str,
+    st: Option<&str>,
+    e: &OAuthError,
+) -> Result<String, ServiceError> {
+    redirect_with(
+        redirect_uri,
+        &[
+            ("error", Some(e.code)),
+            ("error_description", Some(&e.description)),
+            ("state", st),
+            // RFC 9207: the issuer identifies who answered (mix-up defence).
+            ("iss", Some(state.issuer())),
+        ],
+    )
 }
 
 /// The strongest mechanism an account can reach with what it has enrolled.
@@ -121,7 +131,11 @@ pub async fn pending_info(state: &AppState, pending: &str, now: i64) -> Result<O
     }))
 }
 
-async fn load_pending(state: &AppState, pending: &str, now: i64) -> Result<Option<(ValidatedAuthorize, i64)>, ServiceError> {
+async fn load_pending(
+    state: &AppState,
+    pending: &str,
+    now: i64,
+) -> Result<Option<(ValidatedAuthorize, i64)>, ServiceError> {
     let Some(p) = state.store.find_pending_authorization(&hash_token(pending), now).await? else {
         return Ok(None);
     };
@@ -129,7 +143,12 @@ async fn load_pending(state: &AppState, pending: &str, now: i64) -> Result<Optio
     Ok(Some((req, p.created_at)))
 }
 
-async fn park(state: &AppState, req: &ValidatedAuthorize, existing: Option<&str>, now: i64) -> Result<String, ServiceError> {
+async fn park(
+    state: &AppState,
+    req: &ValidatedAuthorize,
+    existing: Option<&str>,
+    now: i64,
+) -> Result<String, ServiceError> {
     if let Some(id) = existing {
         return Ok(id.to_string());
     }
@@ -193,11 +212,10 @@ async fn proceed(
                 used_at: None,
             };
             state.store.create_grant_with_code(&grant, &record).await?;
-            AuthorizeOutcome::Redirect(redirect_with(&req.redirect_uri, &[
-                ("code", Some(&code)),
-                ("state", req.state.as_deref()),
-                ("iss", Some(state.issuer())),
-            ])?)
+            AuthorizeOutcome::Redirect(redirect_with(
+                &req.redirect_uri,
+                &[("code", Some(&code)), ("state", req.state.as_deref()), ("iss", Some(state.issuer()))],
+            )?)
         }
         // OIDC Core §3.1.2.1 prompt=none: "The Authorization Server MUST NOT display any
         // authentication or consent user interface pages."

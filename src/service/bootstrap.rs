@@ -25,9 +25,11 @@ pub fn data_key(config: &Config) -> Result<DataKey, ServiceError> {
     }
     let path = config.data_dir.join("data.key");
     if let Ok(text) = std::fs::read_to_string(&path) {
-        return DataKey::from_base64(text.trim()).map_err(|e| ServiceError::Internal(format!("{}: {e}", path.display())));
+        return DataKey::from_base64(text.trim())
+            .map_err(|e| ServiceError::Internal(format!("{}: {e}", path.display())));
     }
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| ServiceError::Internal(format!("{}: {e}", config.data_dir.display())))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| ServiceError::Internal(format!("{}: {e}", config.data_dir.display())))?;
     let key = DataKey::generate().map_err(ServiceError::internal)?;
     write_private(&path, &key.to_base64())?;
     tracing::warn!(
@@ -71,7 +73,11 @@ pub async fn build_state(config: Config, now: i64) -> Result<AppState, ServiceEr
             tracing::info!(?algs, "signing keys generated and stored");
         }
     }
-    let demo = if config.demo.enabled { Some(ensure_demo_client(&config, store.as_ref(), &data_key, now).await?) } else { None };
+    let demo = if config.demo.enabled {
+        Some(ensure_demo_client(&config, store.as_ref(), &data_key, now).await?)
+    } else {
+        None
+    };
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
@@ -101,7 +107,8 @@ async fn ensure_demo_client(
 ) -> Result<DemoClient, ServiceError> {
     let redirect_uri = format!("{}/demo/callback", config.issuer());
     let secret = data_key.keyed_hash("demo-client-secret", config.issuer().as_bytes());
-    let demo = DemoClient { client_id: DEMO_CLIENT_ID.into(), secret: secret.clone(), redirect_uri: redirect_uri.clone() };
+    let demo =
+        DemoClient { client_id: DEMO_CLIENT_ID.into(), secret: secret.clone(), redirect_uri: redirect_uri.clone() };
     match store.get_client(DEMO_CLIENT_ID).await? {
         Some(existing) if existing.redirect_uris.contains(&redirect_uri) => Ok(demo),
         Some(_) => {

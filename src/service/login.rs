@@ -79,11 +79,7 @@ pub async fn start_session(
         created_at: now,
         expires_at: now + state.config.session.lifetime_seconds,
     };
-    let methods: Vec<&str> = session
-        .factors
-        .iter()
-        .flat_map(|f| f.method.amr().iter().copied())
-        .collect();
+    let methods: Vec<&str> = session.factors.iter().flat_map(|f| f.method.amr().iter().copied()).collect();
     let audit = AuditEvent::new(now, "login.succeeded", format!("account:{}", account.id))
         .account(account.id)
         .detail("amr", methods)
@@ -97,7 +93,11 @@ pub fn password_factor(now: i64) -> Vec<VerifiedFactor> {
 }
 
 /// The signed-in session behind a cookie value, with its account (active accounts only).
-pub async fn current(state: &AppState, cookie: &str, now: i64) -> Result<Option<(SessionRecord, Account)>, ServiceError> {
+pub async fn current(
+    state: &AppState,
+    cookie: &str,
+    now: i64,
+) -> Result<Option<(SessionRecord, Account)>, ServiceError> {
     let Some(session) = state.store.find_session(&hash_token(cookie), now).await? else {
         return Ok(None);
     };

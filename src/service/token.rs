@@ -41,6 +41,8 @@ pub async fn exchange(
     req: &TokenRequest,
     now: i64,
 ) -> Result<(TokenResponse, bool), (OAuthError, bool)> {
+    // A request without a usable grant is malformed whoever sent it (RFC 6749 §5.2).
+    token::check_grant_type(req).map_err(|e| (e, authorization.is_some()))?;
     let presented = client_auth::extract(authorization, req.client_id.as_deref(), req.client_secret.as_deref())
         .map_err(|e| (e, authorization.is_some()))?;
     let basic = presented.used_basic();
@@ -53,21 +55,22 @@ pub async fn exchange(
         .ok_or_else(|| fail(OAuthError::invalid_client("client authentication failed")))?;
     client_auth::check(&client, &presented, secret_matches).map_err(fail)?;
     let Grant::AuthorizationCode { code } = token::check_grant_type(req).map_err(fail)?;
-    let (code, grant) = match state.store.consume_auth_code(&hash_token(code), now).await.map_err(|e| fail(internal(e)))? {
-        ConsumedCode::Fresh(c, g) => (c, g),
-        ConsumedCode::AlreadyUsed(_, g) => {
-            // RFC 6749 §4.1.2: "If an authorization code is used more than once, the
-            // authorization server MUST deny the request and SHOULD revoke (when possible) all
-            // tokens previously issued based on that authorization code."
-            let audit = AuditEvent::new(now, "token.code_replayed", format!("client:{}", client.id))
-                .client(&client.id)
-                .account(g.account_id)
-                .detail("grant", g.id.to_string());
-            state.store.revoke_grant(g.id, now, &audit).await.map_err(|e| fail(internal(e)))?;
-            return Err(fail(OAuthError::invalid_grant("the code was already used; its tokens are revoked")));
-        }
-        ConsumedCode::NotFound => return Err(fail(OAuthError::invalid_grant("unknown code"))),
-    };
+    let (code, grant) =
+        match state.store.consume_auth_code(&hash_token(code), now).await.map_err(|e| fail(internal(e)))? {
+            ConsumedCode::Fresh(c, g) => (c, g),
+            ConsumedCode::AlreadyUsed(_, g) => {
+                // RFC 6749 §4.1.2: "If an authorization code is used more than once, the
+                // authorization server MUST deny the request and SHOULD revoke (when possible) all
+                // tokens previously issued based on that authorization code."
+                let audit = AuditEvent::new(now, "token.code_replayed", format!("client:{}", client.id))
+                    .client(&client.id)
+                    .account(g.account_id)
+                    .detail("grant", g.id.to_string());
+                state.store.revoke_grant(g.id, now, &audit).await.map_err(|e| fail(internal(e)))?;
+                return Err(fail(OAuthError::invalid_grant("the code was already used; its tokens are revoked")));
+            }
+            ConsumedCode::NotFound => return Err(fail(OAuthError::invalid_grant("unknown code"))),
+        };
     token::check_code(&code, &grant, &client.id, req, now).map_err(fail)?;
     let account = state
         .store
@@ -95,24 +98,24 @@ pub async fn exchange(
     let key = state.keys.key_for(alg).ok_or_else(|| fail(internal(format!("no {alg} signing key"))))?;
     let sub = pairwise_sub(state, &client.id, &account.id);
     let sid = pairwise_sid(state, &client.id, &grant.session_id);
-    let id_token = id_token::sign(key, &id_token::IdTokenInput {
-        issuer: state.issuer(),
-        client_id: &client.id,
-        subject: &sub,
-        nonce: code.data.nonce.as_deref(),
-        auth_time: code.data.auth_time,
-        acr: &code.data.acr,
-        amr: &code.data.amr,
-        as_level: code.data.as_level,
-        mechanism: &code.data.mechanism,
-        sid: &sid,
-        issued_at: now,
-        expires_at: now + state.config.tokens.id_token_seconds,
-        access_token: &access_token,
-    })
+    let id_token = id_token::sign(
+        key,
+        &id_token::IdTokenInput {
+            issuer: state.issuer(),
+            client_id: &client.id,
+            subject: &sub,
+            nonce: code.data.nonce.as_deref(),
+            auth_time: code.data.auth_time,
+            acr: &code.data.acr,
+            amr: &code.data.amr,
+            as_level: code.data.as_level,
+            mechanism: &code.data.mechanism,
+            sid: &sid,
+            issued_at: now,
+            expires_at: now + state.config.tokens.id_token_seconds,
+            access_token: &access_token,
+        },
+    )
     .map_err(fail)?;
-    Ok((
-        TokenResponse { access_token, token_type: "Bearer".into(), expires_in, id_token, scope: grant.scope },
-        basic,
-    ))
+    Ok((TokenResponse { access_token, token_type: "Bearer".into(), expires_in, id_token, scope: grant.scope }, basic))
 }

@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 pub async fn userinfo(state: &AppState, access_token: &str, now: i64) -> Result<Map<String, Value>, OAuthError> {
     let invalid = || OAuthError::invalid_token("the access token is invalid, expired or revoked");
     let internal = |e: crate::store::StoreError| OAuthError::server_error("internal error").with_detail(e.to_string());
-    let (token, grant) = state.store.find_access_token(&hash_token(access_token)).await.map_err(internal)?.ok_or_else(invalid)?;
+    let (token, grant) =
+        state.store.find_access_token(&hash_token(access_token)).await.map_err(internal)?.ok_or_else(invalid)?;
     if token.expires_at <= now || grant.revoked_at.is_some() {
         return Err(invalid());
     }

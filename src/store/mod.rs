@@ -255,8 +255,7 @@ pub trait Store: Send + Sync {
 
     async fn create_pending_authorization(&self, pending: &PendingAuthorization) -> StoreResult<()>;
     /// The pending request if it exists and has not expired.
-    async fn find_pending_authorization(&self, id_hash: &str, now: i64)
-    -> StoreResult<Option<PendingAuthorization>>;
+    async fn find_pending_authorization(&self, id_hash: &str, now: i64) -> StoreResult<Option<PendingAuthorization>>;
     async fn delete_pending_authorization(&self, id_hash: &str) -> StoreResult<()>;
 
     /// Creates the grant and its first authorization code together.

@@ -34,18 +34,20 @@ impl TryFrom<AccountRow> for Account {
             "suspended" => AccountStatus::Suspended,
             other => return Err(StoreError::Corrupt(format!("account {}: status {other}", r.id))),
         };
-        let identity = match (r.full_name, r.birth_date, r.sex, r.national_id_enc, r.national_id_hash, r.national_id_masked)
-        {
-            (Some(full_name), Some(birth_date), Some(sex), Some(enc), Some(hash), Some(masked)) => Some(IdentityData {
-                full_name,
-                birth_date,
-                sex,
-                national_id_enc: enc,
-                national_id_hash: hash,
-                national_id_masked: masked,
-            }),
-            _ => None,
-        };
+        let identity =
+            match (r.full_name, r.birth_date, r.sex, r.national_id_enc, r.national_id_hash, r.national_id_masked) {
+                (Some(full_name), Some(birth_date), Some(sex), Some(enc), Some(hash), Some(masked)) => {
+                    Some(IdentityData {
+                        full_name,
+                        birth_date,
+                        sex,
+                        national_id_enc: enc,
+                        national_id_hash: hash,
+                        national_id_masked: masked,
+                    })
+                }
+                _ => None,
+            };
         Ok(Account {
             id: r.id,
             username: r.username,

@@ -82,8 +82,12 @@ impl Store for SqliteStore {
         let mut tx = self.write().await?;
         append(&mut tx, audit).await?;
         let id = a.identity.as_ref();
-        sqlx::query(concat!("INSERT INTO accounts (", account_columns!(), ") \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"))
+        sqlx::query(concat!(
+            "INSERT INTO accounts (",
+            account_columns!(),
+            ") \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        ))
         .bind(a.id)
         .bind(&a.username)
         .bind(&a.password_hash)
@@ -334,10 +338,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_pending_authorization(&self, id_hash: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM pending_authorizations WHERE id_hash = $1")
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query("DELETE FROM pending_authorizations WHERE id_hash = $1").bind(id_hash).execute(&self.pool).await?;
         Ok(())
     }
 

@@ -44,7 +44,11 @@ fn validation_table() {
     type Case = (&'static str, fn(&mut RawAuthorizeRequest), &'static str);
     let cases: &[Case] = &[
         ("valid", |_| {}, "ok"),
-        ("redirect differs by a slash", |r| r.redirect_uri = Some("https://portal.example/cb/".into()), "page:invalid_request"),
+        (
+            "redirect differs by a slash",
+            |r| r.redirect_uri = Some("https://portal.example/cb/".into()),
+            "page:invalid_request",
+        ),
         ("redirect missing", |r| r.redirect_uri = None, "page:invalid_request"),
         ("token flow", |r| r.response_type = Some("token".into()), "redirect:unsupported_response_type"),
         ("no response_type", |r| r.response_type = None, "redirect:invalid_request"),
@@ -79,10 +83,10 @@ fn scopes_and_acr_are_normalised() {
     r.acr_values = Some("LoA1 urn:xacthuc:loa:as2:1fa urn:xacthuc:loa:as2:1fa urn:xacthuc:loa:as1:2fa".into());
     let v = validate(&r, &client(ClientKind::Public)).unwrap_or_else(|_| unreachable!());
     assert_eq!(v.scopes, vec!["openid", "profile"]);
-    assert_eq!(v.acr.values.iter().map(|a| a.to_string()).collect::<Vec<_>>(), vec![
-        "urn:xacthuc:loa:as2:1fa",
-        "urn:xacthuc:loa:as1:2fa"
-    ]);
+    assert_eq!(
+        v.acr.values.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        vec!["urn:xacthuc:loa:as2:1fa", "urn:xacthuc:loa:as1:2fa"]
+    );
     assert!(!v.acr.essential);
     let mut r = raw();
     r.claims = Some(r#"{"id_token":{"acr":{"essential":true,"value":"urn:xacthuc:loa:as3:2fa"}}}"#.into());
@@ -107,10 +111,12 @@ fn decisions() {
     let as2 = SessionView { account_as: AsLevel::As2, factors: &pwd, reachable: Mechanism::OneFactor };
     let as2_totp = SessionView { account_as: AsLevel::As2, factors: &pwd, reachable: Mechanism::TwoFactor };
 
-    assert_eq!(decide(&req(&[], None, false), None, None, 1100), AuthorizeDecision::Authenticate {
-        mechanism: Mechanism::OneFactor
-    });
-    let AuthorizeDecision::Issue { acr, amr, auth_time } = decide(&req(&[], None, false), Some(&as2), None, 1100) else {
+    assert_eq!(
+        decide(&req(&[], None, false), None, None, 1100),
+        AuthorizeDecision::Authenticate { mechanism: Mechanism::OneFactor }
+    );
+    let AuthorizeDecision::Issue { acr, amr, auth_time } = decide(&req(&[], None, false), Some(&as2), None, 1100)
+    else {
         unreachable!()
     };
     assert_eq!((acr.to_string().as_str(), amr, auth_time), ("urn:xacthuc:loa:as2:1fa", vec!["pwd".to_string()], 1000));
@@ -136,10 +142,16 @@ fn decisions() {
         AuthorizeDecision::Unmet { required: Mechanism::TwoFactor }
     );
     // max_age: the factor is 100 s old.
-    assert!(matches!(decide(&req(&[], Some(60), false), Some(&as2), None, 1100), AuthorizeDecision::Authenticate { .. }));
+    assert!(matches!(
+        decide(&req(&[], Some(60), false), Some(&as2), None, 1100),
+        AuthorizeDecision::Authenticate { .. }
+    ));
     assert!(matches!(decide(&req(&[], Some(600), false), Some(&as2), None, 1100), AuthorizeDecision::Issue { .. }));
     // prompt=login: satisfied only by a sign-in made during this request.
     assert!(matches!(decide(&req(&[], None, true), Some(&as2), None, 1100), AuthorizeDecision::Authenticate { .. }));
-    assert!(matches!(decide(&req(&[], None, true), Some(&as2), Some(1001), 1100), AuthorizeDecision::Authenticate { .. }));
+    assert!(matches!(
+        decide(&req(&[], None, true), Some(&as2), Some(1001), 1100),
+        AuthorizeDecision::Authenticate { .. }
+    ));
     assert!(matches!(decide(&req(&[], None, true), Some(&as2), Some(990), 1100), AuthorizeDecision::Issue { .. }));
 }

@@ -1,0 +1,173 @@
+//! Test harness: starts the real server on 127.0.0.1:0 with a fresh database (SQLite in a temp
+//! dir, or a fresh PostgreSQL database when `XACTHUC_TEST_POSTGRES_URL` is set and the test asks
+//! for it), cheap Argon2 parameters, and the issuer set from the real port.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use xacthuc::app::AppState;
+use xacthuc::config::{Config, Overrides};
+
+pub const POSTGRES_ENV: &str = "XACTHUC_TEST_POSTGRES_URL";
+
+/// A throwaway PostgreSQL database, dropped by `cleanup`.
+pub struct PgDatabase {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    /// `None` when `XACTHUC_TEST_POSTGRES_URL` is unset (local runs without a server); CI sets it
+    /// and `.ci/run` fails if the server is unreachable.
+    pub async fn create() -> Option<PgDatabase> {
+        let admin_url = std::env::var(POSTGRES_ENV).ok().filter(|u| !u.is_empty())?;
+        let name = format!("xacthuc_t_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("{POSTGRES_ENV} is set but PostgreSQL is unreachable: {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+        let mut url = url::Url::parse(&admin_url).unwrap();
+        url.set_path(&name);
+        Some(PgDatabase { url: url.to_string(), admin_url, name })
+    }
+
+    pub async fn cleanup(self) {
+        if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&self.admin_url).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+}
+
+pub struct TestServer {
+    pub base: String,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+pub fn test_config(dir: &std::path::Path, issuer: &str, database_url: Option<&str>) -> Config {
+    let env = vec![
+        ("XACTHUC_PASSWORD__MEMORY_KIB".to_string(), "1024".to_string()),
+        ("XACTHUC_PASSWORD__ITERATIONS".to_string(), "1".to_string()),
+    ];
+    let flags = Overrides {
+        data_dir: Some(dir.to_path_buf()),
+        issuer: Some(issuer.to_string()),
+        listen: Some("127.0.0.1:0".to_string()),
+        database_url: database_url.map(String::from),
+    };
+    Config::load(None, env, &flags).unwrap()
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(None).await
+    }
+
+    pub async fn start_with(database_url: Option<&str>) -> TestServer {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let config = test_config(dir.path(), &base, database_url);
+        let state = xacthuc::service::bootstrap::build_state(config, xacthuc::app::now()).await.unwrap();
+        let app = xacthuc::app::router(state.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        TestServer { base, state, http: client(), _dir: dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Registers a confidential client with a secret, returning the secret.
+    pub async fn add_client(&self, id: &str, redirect: &str, alg: &str) -> String {
+        let secret = format!("{id}-secret-0123456789abcdefghijklmnop");
+        let new = xacthuc::service::clients::NewClient {
+            id: id.into(),
+            name: format!("Cổng {id}"),
+            redirect_uris: vec![redirect.into()],
+            secret: Some(secret.clone()),
+            alg: alg.parse().unwrap(),
+        };
+        xacthuc::service::clients::add_client(self.state.store.as_ref(), &new, "test", xacthuc::app::now())
+            .await
+            .unwrap();
+        secret
+    }
+
+    pub async fn add_public_client(&self, id: &str, redirect: &str) {
+        let new = xacthuc::service::clients::NewClient {
+            id: id.into(),
+            name: id.into(),
+            redirect_uris: vec![redirect.into()],
+            secret: None,
+            alg: "ES256".parse().unwrap(),
+        };
+        xacthuc::service::clients::add_client(self.state.store.as_ref(), &new, "test", xacthuc::app::now())
+            .await
+            .unwrap();
+    }
+}
+
+/// A browser-like client: cookie jar, no automatic redirects (tests follow them by hand).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// The value of `<input … name="NAME" value="…">` in a page.
+pub fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no input {name} in page:\n{html}")) + marker.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].replace("&#x2f;", "/").replace("&amp;", "&")
+}
+
+pub fn location(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get(reqwest::header::LOCATION)
+        .unwrap_or_else(|| panic!("no Location; status {}", resp.status()))
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+pub fn absolute(base: &str, location: &str) -> String {
+    if location.starts_with('/') { format!("{base}{location}") } else { location.to_string() }
+}
+
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url).unwrap().query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.to_string())
+}
+
+pub struct Citizen<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+    /// (national id, full name, birth date, sex) for AS-2.
+    pub identity: Option<(&'a str, &'a str, &'a str, &'a str)>,
+}
+
+pub const PASSWORD: &str = "hoa sen nở giữa đầm 2024";
+
+/// Registers through the web form with `http` (which ends up signed in). Returns the response.
+pub async fn register(server: &TestServer, http: &reqwest::Client, c: &Citizen<'_>) -> reqwest::Response {
+    let page = http.get(server.url("/register")).send().await.unwrap().text().await.unwrap();
+    let csrf = hidden(&page, "csrf");
+    let mut form = vec![
+        ("csrf", csrf.as_str()),
+        ("username", c.username),
+        ("password", c.password),
+        ("password_confirm", c.password),
+        ("r", ""),
+    ];
+    if let Some((id, name, birth, sex)) = c.identity {
+        form.extend([("level", "as2"), ("national_id", id), ("full_name", name), ("birth_date", birth), ("sex", sex)]);
+    } else {
+        form.push(("level", "as1"));
+    }
+    http.post(server.url("/register")).form(&form).send().await.unwrap()
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real router on an ephemeral port, spoken to over HTTP. One test
+//! binary (each `tests/*.rs` is a binary to link), modules by area.
+
+mod common;
+mod oidc_flow;
+mod registration;
+mod store_contract;
+mod structure;
