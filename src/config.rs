@@ -45,8 +45,8 @@ pub struct Config {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DemoConfig {
-    /// Serve the built-in demo portal at `/demo`.
-    pub enabled: bool,
+    /// Serve the built-in demo portal at `/demo`. Unset: on in development, off otherwise.
+    pub enabled: Option<bool>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -76,7 +76,6 @@ default_language = "vi"
 log_format = "pretty"
 
 [demo]
-enabled = true
 
 [session]
 lifetime_seconds = 43200
@@ -163,6 +162,9 @@ impl Config {
         let mut p = Vec::new();
         match url::Url::parse(&self.issuer) {
             Ok(u) => {
+                if u.path() != "/" && !u.path().is_empty() {
+                    p.push("issuer: must be an origin without a path, e.g. https://id.example.vn".into());
+                }
                 if u.scheme() != "https" && !(self.development && u.scheme() == "http") {
                     p.push("issuer: must be an https URL (http is allowed only with development = true)".into());
                 }
@@ -195,7 +197,7 @@ impl Config {
         if !["pretty", "json"].contains(&self.log_format.as_str()) {
             p.push("log_format: must be \"pretty\" or \"json\"".into());
         }
-        if self.demo.enabled && !self.development {
+        if self.demo.enabled == Some(true) && !self.development {
             p.push("demo.enabled: the demo portal is for development only (set development = true)".into());
         }
         let positive = [
@@ -213,8 +215,17 @@ impl Config {
         if self.tokens.code_seconds > 600 {
             p.push("tokens.code_seconds: at most 600 (RFC 6749 §4.1.2 recommends 10 minutes at most)".into());
         }
-        if self.password.memory_kib < 8 * self.password.parallelism.max(1) || self.password.iterations == 0 {
-            p.push("password: memory_kib must be at least 8 × parallelism and iterations at least 1".into());
+        use crate::authn::password::{MAX_ITERATIONS, MAX_MEMORY_KIB, MAX_PARALLELISM};
+        let pw = &self.password;
+        if pw.memory_kib < 8 * pw.parallelism.max(1) || pw.iterations == 0 || pw.parallelism == 0 {
+            p.push(
+                "password: memory_kib must be at least 8 × parallelism, iterations and parallelism at least 1".into(),
+            );
+        }
+        if pw.memory_kib > MAX_MEMORY_KIB || pw.iterations > MAX_ITERATIONS || pw.parallelism > MAX_PARALLELISM {
+            p.push(format!(
+                "password: at most memory_kib = {MAX_MEMORY_KIB}, iterations = {MAX_ITERATIONS}, parallelism = {MAX_PARALLELISM}"
+            ));
         }
         p
     }
@@ -232,6 +243,11 @@ impl Config {
                 .map_err(|e| format!("data_key_file: {}: {e}", path.display()));
         }
         Ok(None)
+    }
+
+    /// Whether the demo portal is served: as configured, else in development only.
+    pub fn demo_enabled(&self) -> bool {
+        self.demo.enabled.unwrap_or(self.development)
     }
 
     pub fn database_url(&self) -> String {
@@ -264,6 +280,7 @@ impl fmt::Debug for Config {
             .field("data_key", &self.data_key.as_ref().map(|_| "<redacted>"))
             .field("data_key_file", &self.data_key_file)
             .field("default_language", &self.default_language)
+            .field("log_format", &self.log_format)
             .field("demo", &self.demo)
             .field("session", &self.session)
             .field("tokens", &self.tokens)
@@ -301,7 +318,8 @@ fn env_layer(env: impl IntoIterator<Item = (String, String)>, problems: &mut Vec
     let mut table = toml::Table::new();
     for (name, value) in env {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
-        if rest.starts_with("TEST_") || rest.is_empty() {
+        // XACTHUC_CONFIG names the file itself (read by the command line, not a key).
+        if rest.starts_with("TEST_") || rest.is_empty() || rest == "CONFIG" {
             continue;
         }
         let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
@@ -346,7 +364,7 @@ mod tests {
     fn defaults_work_with_nothing_given() {
         let c = Config::load(None, env(&[]), &Overrides::default()).unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(c.issuer(), "http://localhost:8080");
-        assert!(c.development && c.demo.enabled);
+        assert!(c.development && c.demo_enabled());
         assert!(c.database_url().starts_with("sqlite:"));
     }
 
@@ -379,13 +397,16 @@ mod tests {
                 ("XACTHUC_DEVELOPMENT", "false"),
                 ("XACTHUC_ISSUER", "http://plain"),
                 ("XACTHUC_TOKENS__CODE_SECONDS", "0"),
+                ("XACTHUC_DEMO__ENABLED", "true"),
+                ("XACTHUC_PASSWORD__MEMORY_KIB", "4000000"),
+                ("XACTHUC_CONFIG", "/ignored/here"),
             ]),
             &Overrides::default(),
         ) else {
             unreachable!("invalid configuration accepted")
         };
         let all = problems.join("\n");
-        for key in ["listen:", "issuer:", "tokens.code_seconds:", "data_key_file:", "demo.enabled:"] {
+        for key in ["listen:", "issuer:", "tokens.code_seconds:", "data_key_file:", "demo.enabled:", "password:"] {
             assert!(all.contains(key), "missing {key} in {all}");
         }
     }

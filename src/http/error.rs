@@ -1,5 +1,6 @@
-//! The three kinds of error response: OAuth JSON (`Cache-Control: no-store`, 401 with
-//! `WWW-Authenticate` where the RFCs say), a redirect, and an HTML page in the user's language.
+//! OAuth error responses as JSON (`Cache-Control: no-store`, 401 with `WWW-Authenticate`
+//! where the RFCs say). The other two kinds live with their users: redirects back to the client
+//! in `service::authorize`, and error pages in the citizen's language in `ctx::WebCtx::error_page`.
 
 use crate::oidc::OAuthError;
 use axum::Json;

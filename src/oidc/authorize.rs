@@ -308,8 +308,13 @@ pub fn decide(
     let fresh_login_needed = req.prompt_login && authenticated_after.is_none_or(|t| auth_time < t);
     // max_age: "If the elapsed time is greater than this value, the OP MUST attempt to actively
     // re-authenticate the End-User." Only factors within max_age count toward the mechanism.
+    // A sign-in made during this very request is fresh whatever max_age says, or a small
+    // max_age would send the citizen back to the sign-in page in a loop.
     let factors: Vec<VerifiedFactor> = match req.max_age {
-        Some(max_age) => assurance::fresh_factors(s.factors, now - max_age),
+        Some(max_age) => {
+            let not_before = authenticated_after.map_or(now - max_age, |t| t.min(now - max_age));
+            assurance::fresh_factors(s.factors, not_before)
+        }
         None => s.factors.to_vec(),
     };
     let Some(mechanism) = assurance::mechanism(&factors) else {
@@ -326,9 +331,11 @@ pub fn decide(
     if let Some(reachable) = req.acr.values.iter().find(|r| r.as_level <= s.account_as && r.mechanism <= s.reachable) {
         return AuthorizeDecision::Authenticate { mechanism: reachable.mechanism };
     }
-    match req.acr.values.iter().find(|r| r.as_level > s.account_as) {
-        Some(r) if req.acr.values.iter().all(|v| v.as_level > s.account_as) => {
-            AuthorizeDecision::InsufficientAssurance { required: r.as_level, current: s.account_as }
+    // The lowest level that would do is what the citizen is told to reach.
+    let lowest = req.acr.values.iter().map(|v| v.as_level).min();
+    match lowest {
+        Some(required) if required > s.account_as => {
+            AuthorizeDecision::InsufficientAssurance { required, current: s.account_as }
         }
         _ => AuthorizeDecision::Unmet {
             required: req

@@ -73,7 +73,7 @@ pub async fn build_state(config: Config, now: i64) -> Result<AppState, ServiceEr
             tracing::info!(?algs, "signing keys generated and stored");
         }
     }
-    let demo = if config.demo.enabled {
+    let demo = if config.demo_enabled() {
         Some(ensure_demo_client(&config, store.as_ref(), &data_key, now).await?)
     } else {
         None

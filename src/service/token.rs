@@ -94,7 +94,10 @@ pub async fn exchange(
         .await
         .map_err(|e| fail(internal(e)))?;
 
-    let alg: SigningAlg = client.id_token_alg.parse().unwrap_or(SigningAlg::PS256);
+    let alg: SigningAlg = client
+        .id_token_alg
+        .parse()
+        .map_err(|_| fail(internal(format!("client {} has an unknown id_token_alg", client.id))))?;
     let key = state.keys.key_for(alg).ok_or_else(|| fail(internal(format!("no {alg} signing key"))))?;
     let sub = pairwise_sub(state, &client.id, &account.id);
     let sid = pairwise_sid(state, &client.id, &grant.session_id);

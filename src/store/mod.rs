@@ -115,7 +115,8 @@ pub struct ClientRecord {
     pub id: String,
     pub name: String,
     pub kind: ClientKind,
-    /// Argon2id PHC string of the client secret (confidential clients).
+    /// SHA-256 of the client secret (confidential clients). Secrets are generated, high-entropy
+    /// values of at least 32 characters, so no stretching is needed.
     pub secret_hash: Option<String>,
     /// Registered redirect URIs, matched exactly.
     pub redirect_uris: Vec<String>,

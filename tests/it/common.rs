@@ -68,10 +68,17 @@ impl TestServer {
     }
 
     pub async fn start_with(database_url: Option<&str>) -> TestServer {
+        Self::start_opts(database_url, false).await
+    }
+
+    /// `https_issuer`: the issuer says https (as behind a TLS-terminating proxy) while the test
+    /// talks plain HTTP to the listener.
+    pub async fn start_opts(database_url: Option<&str>, https_issuer: bool) -> TestServer {
         let dir = Arc::new(tempfile::tempdir().unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let config = test_config(dir.path(), &base, database_url);
+        let issuer = if https_issuer { base.replace("http://", "https://") } else { base.clone() };
+        let config = test_config(dir.path(), &issuer, database_url);
         let state = xacthuc::service::bootstrap::build_state(config, xacthuc::app::now()).await.unwrap();
         let app = xacthuc::app::router(state.clone());
         tokio::spawn(async move {

@@ -1,6 +1,7 @@
 //! Integration tests: the real router on an ephemeral port, spoken to over HTTP. One test
 //! binary (each `tests/*.rs` is a binary to link), modules by area.
 
+mod cli;
 mod common;
 mod oidc_flow;
 mod registration;

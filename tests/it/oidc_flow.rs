@@ -491,3 +491,43 @@ async fn demo_portal_signs_a_registered_as2_citizen_in() {
     assert!(page.contains("AS-2"));
     assert!(page.contains("087084000999"), "national_id scope shown in the demo's userinfo");
 }
+
+/// The whole flow with PostgreSQL as the store (CI sets `XACTHUC_TEST_POSTGRES_URL`).
+#[tokio::test]
+async fn code_flow_and_replay_on_postgres() {
+    let Some(db) = PgDatabase::create().await else {
+        eprintln!("{POSTGRES_ENV} unset: the PostgreSQL half of this test did not run");
+        return;
+    };
+    let server = TestServer::start_with(Some(&db.url)).await;
+    assert_eq!(register(&server, &client(), &GIANG).await.status(), 303);
+    let secret = server.add_client("portal", CB, "PS256").await;
+    let code = code_for(&server, &client(), "portal").await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", CB),
+        ("code_verifier", VERIFIER),
+    ];
+    let (status, _, body) = token(&server, &form, Some(("portal", &secret))).await;
+    assert_eq!(status, 200, "{body}");
+    let at = body["access_token"].as_str().unwrap().to_string();
+    let info: Value = reqwest::Client::new()
+        .get(server.url("/userinfo"))
+        .bearer_auth(&at)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["national_id"], "087084000999");
+    let (status, _, body) = token(&server, &form, Some(("portal", &secret))).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    let resp = reqwest::Client::new().get(server.url("/userinfo")).bearer_auth(&at).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let events = server.state.store.list_audit(1, 1000).await.unwrap();
+    assert!(events.iter().any(|e| e.event.kind == "token.code_replayed"));
+    assert_eq!(xacthuc::audit::verify_chain(&events), Ok(()));
+    db.cleanup().await;
+}

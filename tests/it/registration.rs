@@ -244,3 +244,19 @@ async fn language_choice_headers_and_safe_redirects() {
     assert_eq!(missing.status(), 404);
     assert!(missing.text().await.unwrap().contains("Page not found"));
 }
+
+#[tokio::test]
+async fn https_issuer_makes_cookies_secure_and_host_bound() {
+    let server = TestServer::start_opts(None, true).await;
+    let resp = client().get(server.url("/login")).send().await.unwrap();
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.starts_with("__Host-xacthuc_csrf=") && cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    assert!(resp.headers()["strict-transport-security"].to_str().unwrap().contains("max-age="));
+    let plain = TestServer::start().await;
+    let resp = client().get(plain.url("/login")).send().await.unwrap();
+    assert!(!resp.headers()["set-cookie"].to_str().unwrap().contains("Secure"));
+    assert!(resp.headers().get("strict-transport-security").is_none());
+}

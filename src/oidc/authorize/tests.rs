@@ -154,4 +154,15 @@ fn decisions() {
         AuthorizeDecision::Authenticate { .. }
     ));
     assert!(matches!(decide(&req(&[], None, true), Some(&as2), Some(990), 1100), AuthorizeDecision::Issue { .. }));
+    // max_age=0 is met by a sign-in during this request, even a second later.
+    assert!(matches!(decide(&req(&[], Some(0), false), Some(&as2), Some(1000), 1001), AuthorizeDecision::Issue { .. }));
+    assert!(matches!(
+        decide(&req(&[], Some(0), false), Some(&as2), None, 1001),
+        AuthorizeDecision::Authenticate { .. }
+    ));
+    // Too low for every value: the lowest required level is named.
+    assert_eq!(
+        decide(&req(&["urn:xacthuc:loa:as4:1fa", "urn:xacthuc:loa:as3:1fa"], None, false), Some(&as1), None, 1100),
+        AuthorizeDecision::InsufficientAssurance { required: AsLevel::As3, current: AsLevel::As1 }
+    );
 }
