@@ -161,11 +161,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Client(cmd) => {
-            let state = crate::service::bootstrap::build_state(config?, now()).await?;
+            let state = crate::app::build_state(config?, now()).await?;
             client_command(&state, cmd).await
         }
         Command::Account(cmd) => {
-            let state = crate::service::bootstrap::build_state(config?, now()).await?;
+            let state = crate::app::build_state(config?, now()).await?;
             account_command(&state, cmd).await
         }
     }
@@ -242,15 +242,29 @@ async fn account_command(state: &crate::app::AppState, cmd: AccountCommand) -> a
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listen: std::net::SocketAddr = config.listen.parse().context("listen")?;
-    let state = crate::service::bootstrap::build_state(config, now()).await?;
+    let state = crate::app::build_state(config, now()).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(issuer = state.issuer(), %listen, "xacthuc is serving");
     if state.demo.is_some() {
         tracing::info!("demo portal: {}/demo", state.issuer());
     }
+    tokio::spawn(purge_periodically(state.clone()));
     let app = crate::app::router(state);
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     Ok(())
+}
+
+/// Deletes expired sessions, requests, codes and tokens every ten minutes.
+async fn purge_periodically(state: crate::app::AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        match state.store.purge_expired(now()).await {
+            Ok(n) if n > 0 => tracing::info!(rows = n, "expired records purged"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purging expired records failed"),
+        }
+    }
 }
 
 /// Stops accepting on Ctrl-C or SIGTERM (systemd, containers) and lets requests finish.

@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod http;
 pub mod i18n;
 pub mod identity;
+pub mod model;
 pub mod oidc;
 pub mod service;
 pub mod store;

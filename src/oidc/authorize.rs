@@ -6,7 +6,7 @@
 
 use super::{OAuthError, SUPPORTED_SCOPES, pkce};
 use crate::assurance::{self, Acr, AsLevel, Mechanism, RequestedAcr, VerifiedFactor};
-use crate::store::{ClientKind, ClientRecord};
+use crate::model::{ClientKind, ClientRecord};
 use serde::{Deserialize, Serialize};
 
 /// The parameters as received (query string or form body); nothing checked yet.

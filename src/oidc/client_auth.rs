@@ -2,7 +2,7 @@
 //! `client_secret_basic`, `client_secret_post`, and `none` for public clients.
 
 use super::OAuthError;
-use crate::store::{ClientKind, ClientRecord};
+use crate::model::{ClientKind, ClientRecord};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 

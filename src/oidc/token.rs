@@ -2,7 +2,7 @@
 //! RFC 7636 §4.6, OIDC Core §3.1.3.2).
 
 use super::{OAuthError, pkce};
-use crate::store::{AuthCodeRecord, GrantRecord};
+use crate::model::{AuthCodeRecord, GrantRecord};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, Deserialize)]

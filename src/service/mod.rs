@@ -3,7 +3,6 @@
 
 pub mod accounts;
 pub mod authorize;
-pub mod bootstrap;
 pub mod clients;
 pub mod keys;
 pub mod login;

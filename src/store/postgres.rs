@@ -439,6 +439,25 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let mut n = 0;
+        for sql in [
+            "DELETE FROM sessions WHERE expires_at <= $1",
+            "DELETE FROM pending_authorizations WHERE expires_at <= $1",
+            "DELETE FROM access_tokens WHERE expires_at <= $1",
+        ] {
+            n += sqlx::query(sql).bind(now).execute(&mut *tx).await?.rows_affected();
+        }
+        n += sqlx::query("DELETE FROM auth_codes WHERE expires_at <= $1")
+            .bind(now - 86_400)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
         let mut tx = self.write().await?;
         append(&mut tx, event).await?;

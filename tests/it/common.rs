@@ -79,7 +79,7 @@ impl TestServer {
         let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let issuer = if https_issuer { base.replace("http://", "https://") } else { base.clone() };
         let config = test_config(dir.path(), &issuer, database_url);
-        let state = xacthuc::service::bootstrap::build_state(config, xacthuc::app::now()).await.unwrap();
+        let state = xacthuc::app::build_state(config, xacthuc::app::now()).await.unwrap();
         let app = xacthuc::app::router(state.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

@@ -137,6 +137,7 @@ on_both_backends! {
     audit_concurrent(backend),
     audit_tampering(backend),
     migrations_idempotent(backend),
+    purge_expired(store),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -621,7 +622,11 @@ async fn access_tokens_and_revocation(store: &dyn Store) {
 
     // Idempotent: a second revocation succeeds and keeps the first revocation time.
     store.revoke_grant(ga.id, T0 + 90, &event("grant.revoked")).await.unwrap();
-    assert_eq!(store.find_access_token("token-a-1").await.unwrap(), Some((a1, revoked)));
+    assert_eq!(
+        store.find_access_token("token-a-1").await.unwrap(),
+        Some((a1, revoked)),
+        "a second revoke_grant keeps the first revoked_at"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -801,4 +806,60 @@ async fn migrations_idempotent(b: &Backend) {
     let all = audit_all(third.as_ref()).await;
     assert_eq!(all.len(), 2);
     assert_eq!(verify_chain(&all), Ok(()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Housekeeping.
+
+/// Expired sessions, requests and tokens go; codes stay a day past expiry (replay detection);
+/// everything still usable stays.
+async fn purge_expired(store: &dyn Store) {
+    let (citizen, portal) = seed(store).await;
+    let session = |hash: &str, expires_at: i64| SessionRecord {
+        id: Uuid::new_v4(),
+        token_hash: hash.into(),
+        account_id: citizen.id,
+        factors: vec![VerifiedFactor { method: Method::Password, at: T0 }],
+        created_at: T0 - 7200,
+        expires_at,
+    };
+    for s in [session("live", T0 + 60), session("dead", T0)] {
+        store.create_session(&s, &event("login.succeeded")).await.unwrap();
+    }
+    let pending = |h: &str, expires_at: i64| PendingAuthorization {
+        id_hash: h.into(),
+        request_json: "{}".into(),
+        created_at: T0 - 10,
+        expires_at,
+    };
+    store.create_pending_authorization(&pending("p-live", T0 + 60)).await.unwrap();
+    store.create_pending_authorization(&pending("p-dead", T0 - 1)).await.unwrap();
+    let g = grant(&citizen, &portal);
+    let recent = AuthCodeRecord { expires_at: T0 - 3600, ..code("code-recent", &g) };
+    store.create_grant_with_code(&g, &recent).await.unwrap();
+    let g2 = grant(&citizen, &portal);
+    let old = AuthCodeRecord { expires_at: T0 - 2 * 86_400, ..code("code-old", &g2) };
+    store.create_grant_with_code(&g2, &old).await.unwrap();
+    for (hash, expires_at) in [("at-live", T0 + 60), ("at-dead", T0 - 60)] {
+        let t = AccessTokenRecord {
+            token_hash: hash.into(),
+            grant_id: g.id,
+            scope: "openid".into(),
+            created_at: T0 - 600,
+            expires_at,
+        };
+        store.create_access_token(&t).await.unwrap();
+    }
+
+    let deleted = store.purge_expired(T0).await.unwrap();
+    assert_eq!(deleted, 4, "dead session, dead pending request, dead token, old code");
+    assert!(store.find_session("live", T0).await.unwrap().is_some());
+    assert!(store.find_session("dead", T0 - 10).await.unwrap().is_none());
+    assert!(store.find_pending_authorization("p-live", T0).await.unwrap().is_some());
+    assert!(store.find_pending_authorization("p-dead", T0 - 100).await.unwrap().is_none());
+    assert!(store.find_access_token("at-live").await.unwrap().is_some());
+    assert!(store.find_access_token("at-dead").await.unwrap().is_none());
+    assert!(matches!(store.consume_auth_code("code-recent", T0).await.unwrap(), ConsumedCode::Fresh(..)));
+    assert_eq!(store.consume_auth_code("code-old", T0).await.unwrap(), ConsumedCode::NotFound);
+    assert_eq!(store.purge_expired(T0).await.unwrap(), 0, "idempotent");
 }
