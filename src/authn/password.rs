@@ -110,10 +110,10 @@ pub fn check_new_password(password: &str, username: &str) -> Result<(), Password
 }
 
 static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
-    include_str!("../../data/common-passwords.txt").lines().map(str::trim).filter(|line| !line.is_empty()).collect()
+    include_str!("../../assets/common-passwords.txt").lines().map(str::trim).filter(|line| !line.is_empty()).collect()
 });
 
-/// Whether the password, lower-cased, is on `data/common-passwords.txt` (about 49,000
+/// Whether the password, lower-cased, is on `assets/common-passwords.txt` (about 49,000
 /// passwords seen in breaches, plus Vietnamese and service-specific additions).
 pub fn is_common(password: &str) -> bool {
     COMMON_PASSWORDS.contains(password.to_lowercase().as_str())
@@ -331,7 +331,7 @@ mod tests {
         assert!(is_common("matkhau123"));
         assert!(!is_common("ngựa pin đúng ghim"));
         // The file is lower-case, so lower-casing the input is enough to match.
-        let text = include_str!("../../data/common-passwords.txt");
+        let text = include_str!("../../assets/common-passwords.txt");
         assert!(text.lines().all(|l| l == l.to_lowercase() && l == l.trim() && !l.is_empty()));
         assert_eq!(text.lines().count(), COMMON_PASSWORDS.len(), "duplicates in the list");
     }

@@ -72,7 +72,8 @@ pub trait Store: Send + Sync {
     async fn find_account_by_username(&self, username: &str) -> StoreResult<Option<Account>>;
     /// Looks up by the keyed hash of the national ID number.
     async fn find_account_by_national_id_hash(&self, hash: &str) -> StoreResult<Option<Account>>;
-    /// Sets the identity data and raises the level to `as_level`. `Conflict(NationalId)` when
+    /// Sets the identity data and the level to `as_level` (callers decide whether a change of
+    /// level is allowed). `Conflict(NationalId)` when
     /// another account holds the number; `NotFound` for an unknown account.
     async fn update_identity(
         &self,
@@ -82,7 +83,8 @@ pub trait Store: Send + Sync {
         at: i64,
         audit: &AuditEvent,
     ) -> StoreResult<()>;
-    /// Replaces the password hash (after a successful login with outdated parameters).
+    /// Replaces the password hash (after a successful login with outdated parameters); does
+    /// nothing for an unknown account.
     async fn update_password_hash(&self, id: Uuid, hash: &str, at: i64) -> StoreResult<()>;
 
     /// `Conflict(ClientId)` when the id is taken.
@@ -98,9 +100,11 @@ pub trait Store: Send + Sync {
     async fn create_session(&self, session: &SessionRecord, audit: &AuditEvent) -> StoreResult<()>;
     /// The session whose cookie hashes to `token_hash`, if it exists and `expires_at > now`.
     async fn find_session(&self, token_hash: &str, now: i64) -> StoreResult<Option<SessionRecord>>;
-    /// Removes the session (sign-out); `false` when there was none.
+    /// Removes the session (sign-out) and appends `audit`; `false`, and no event, when there was
+    /// none.
     async fn delete_session(&self, token_hash: &str, audit: &AuditEvent) -> StoreResult<bool>;
 
+    /// Stores the request, and drops expired ones in the same transaction.
     async fn create_pending_authorization(&self, pending: &PendingAuthorization) -> StoreResult<()>;
     /// The pending request if it exists and has not expired.
     async fn find_pending_authorization(&self, id_hash: &str, now: i64) -> StoreResult<Option<PendingAuthorization>>;

@@ -298,6 +298,7 @@ impl Store for PgStore {
     }
 
     async fn create_pending_authorization(&self, p: &PendingAuthorization) -> StoreResult<()> {
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO pending_authorizations (id_hash, request_json, created_at, expires_at) VALUES ($1, $2, $3, $4)",
         )
@@ -305,13 +306,14 @@ impl Store for PgStore {
         .bind(&p.request_json)
         .bind(p.created_at)
         .bind(p.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         // Expired requests are garbage; dropping them here keeps the table small without a job.
         sqlx::query("DELETE FROM pending_authorizations WHERE expires_at <= $1")
             .bind(p.created_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -153,6 +153,8 @@ fn event(kind: &str) -> AuditEvent {
         .detail("big", i64::MAX)
         .detail("neg", -42)
         .detail("ratio", 0.25)
+        .detail("score", 985.6906946328695)
+        .detail("tiny", 1.0715660391465826e-75)
         .detail("nested", json!({"zeta": [1, "hai", {"ba": null}], "a": true, "empty": {}}))
 }
 
