@@ -164,6 +164,7 @@ async fn ensure_demo_client(
                 redirect_uris: vec![redirect_uri],
                 secret: Some(secret),
                 alg: SigningAlg::PS256,
+                settings: Default::default(),
             };
             match clients::add_client(store, &new, "system", now).await {
                 Ok(_) | Err(ClientError::Exists) => Ok(demo),

@@ -185,7 +185,7 @@ async fn client_command(state: &crate::app::AppState, cmd: ClientCommand) -> any
                 (false, None) => (Some(crate::service::random_token()?), true),
             };
             let alg: SigningAlg = alg.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let new = NewClient { id, name, redirect_uris, secret: secret.clone(), alg };
+            let new = NewClient { id, name, redirect_uris, secret: secret.clone(), alg, settings: Default::default() };
             let record = clients::add_client(state.store.as_ref(), &new, "operator", now()).await?;
             println!("client {} registered ({:?}, ID tokens {})", record.id, record.kind, record.id_token_alg);
             if generated && let Some(s) = secret {

@@ -64,6 +64,12 @@ pub struct TokenConfig {
     pub code_seconds: i64,
     pub access_token_seconds: i64,
     pub id_token_seconds: i64,
+    /// Sliding lifetime of a refresh token: each use issues a successor valid this long.
+    pub refresh_token_seconds: i64,
+    /// Absolute lifetime of a grant: no refresh beyond it, whatever the sliding lifetime.
+    pub refresh_absolute_seconds: i64,
+    /// Lifetime of a pushed authorization request's `request_uri` (RFC 9126).
+    pub par_seconds: i64,
 }
 
 const DEFAULTS: &str = r#"
@@ -85,6 +91,9 @@ interaction_seconds = 1800
 code_seconds = 60
 access_token_seconds = 600
 id_token_seconds = 600
+refresh_token_seconds = 1209600
+refresh_absolute_seconds = 2592000
+par_seconds = 60
 
 [password]
 memory_kib = 19456
@@ -206,6 +215,9 @@ impl Config {
             ("tokens.code_seconds", self.tokens.code_seconds),
             ("tokens.access_token_seconds", self.tokens.access_token_seconds),
             ("tokens.id_token_seconds", self.tokens.id_token_seconds),
+            ("tokens.refresh_token_seconds", self.tokens.refresh_token_seconds),
+            ("tokens.refresh_absolute_seconds", self.tokens.refresh_absolute_seconds),
+            ("tokens.par_seconds", self.tokens.par_seconds),
         ];
         for (key, v) in positive {
             if v <= 0 {

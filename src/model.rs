@@ -71,7 +71,94 @@ pub struct ClientRecord {
     pub redirect_uris: Vec<String>,
     /// `PS256` | `ES256` | `RS256`.
     pub id_token_alg: String,
+    pub settings: ClientSettings,
     pub created_at: i64,
+}
+
+/// How a client authenticates at the token endpoint (OIDC Core §9).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuthMethod {
+    /// Basic or form-post secret; the default for confidential clients.
+    #[default]
+    ClientSecret,
+    /// A JWT signed with a key of the client's registered JWKS (RFC 7523).
+    PrivateKeyJwt,
+    /// Public clients: no authentication, PKCE required.
+    None,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessTokenFormat {
+    /// A random string, looked up at introspection and userinfo.
+    #[default]
+    Opaque,
+    /// An RFC 9068 JWT (`typ: at+jwt`) carrying `acr`, `amr`, `auth_time`; still recorded, so
+    /// revocation shows at introspection.
+    Jwt,
+}
+
+/// Per-client settings, stored as JSON; every field has a safe default so older rows and
+/// partial updates stay valid.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientSettings {
+    pub token_auth_method: TokenAuthMethod,
+    /// `authorization_code`, `refresh_token`, `client_credentials`.
+    pub grant_types: Vec<String>,
+    /// Scopes the client may be granted; others are dropped.
+    pub scopes: Vec<String>,
+    pub access_token_format: AccessTokenFormat,
+    /// Seconds; `None` uses the server default.
+    pub access_token_seconds: Option<i64>,
+    pub id_token_seconds: Option<i64>,
+    /// Sliding lifetime of a refresh token (each use extends it) and the grant's absolute end.
+    pub refresh_token_seconds: Option<i64>,
+    pub refresh_absolute_seconds: Option<i64>,
+    /// Issue refresh tokens without `offline_access` being asked for.
+    pub always_refresh: bool,
+    /// Refuse authorization requests that were not pushed (RFC 9126 §6).
+    pub require_par: bool,
+    /// The client's public keys for `private_key_jwt` (a JWKS document).
+    pub jwks: Option<serde_json::Value>,
+    /// Exact URIs allowed after RP-initiated logout.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where back-channel logout tokens are POSTed.
+    pub backchannel_logout_uri: Option<String>,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            token_auth_method: TokenAuthMethod::ClientSecret,
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            scopes: vec![
+                "openid".into(),
+                "profile".into(),
+                "email".into(),
+                "phone".into(),
+                "national_id".into(),
+                "offline_access".into(),
+            ],
+            access_token_format: AccessTokenFormat::Opaque,
+            access_token_seconds: None,
+            id_token_seconds: None,
+            refresh_token_seconds: None,
+            refresh_absolute_seconds: None,
+            always_refresh: false,
+            require_par: false,
+            jwks: None,
+            post_logout_redirect_uris: Vec::new(),
+            backchannel_logout_uri: None,
+        }
+    }
+}
+
+impl ClientSettings {
+    pub fn allows_grant(&self, grant: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -81,6 +168,8 @@ pub struct SigningKeyRecord {
     /// PKCS#8 DER, sealed with the data key (see `crypto::secretbox`).
     pub private_key_enc: String,
     pub created_at: i64,
+    /// When it starts signing; until then it is only published (clients fetch it first).
+    pub activates_at: i64,
     /// When it stopped signing (kept for verification until its tokens expire).
     pub retired_at: Option<i64>,
 }
@@ -106,30 +195,82 @@ pub struct PendingAuthorization {
     pub expires_at: i64,
 }
 
-/// One authorization (client × account × session): codes and tokens belong to a grant, and
-/// revoking the grant kills all of them.
+/// One authorization: client × account × session for the code flow (its codes, access and
+/// refresh tokens belong to it), or the client alone for client_credentials. Revoking the
+/// grant kills all of its tokens.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GrantRecord {
     pub id: Uuid,
     pub client_id: String,
-    pub account_id: Uuid,
-    pub session_id: Uuid,
+    pub account_id: Option<Uuid>,
+    pub session_id: Option<Uuid>,
     pub scope: String,
+    /// What the authentication proved; refreshed ID tokens repeat it unchanged.
+    pub auth: Option<GrantAuth>,
     pub created_at: i64,
+    /// Absolute end: no token of the grant outlives it.
+    pub expires_at: i64,
     pub revoked_at: Option<i64>,
 }
 
-/// What an authorization code stands for; everything the token endpoint needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GrantAuth {
+    pub acr: String,
+    pub amr: Vec<String>,
+    pub auth_time: i64,
+    pub as_level: u8,
+    pub mechanism: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RefreshTokenRecord {
+    pub token_hash: String,
+    pub grant_id: Uuid,
+    pub created_at: i64,
+    /// Sliding expiry (bounded by the grant's `expires_at`).
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum ConsumedRefresh {
+    /// First use: now spent; the caller issues its successor.
+    Fresh(RefreshTokenRecord, GrantRecord),
+    /// Already rotated: a replay. The caller revokes the grant (RFC 9700 §4.14.2).
+    AlreadyUsed(RefreshTokenRecord, GrantRecord),
+    NotFound,
+}
+
+/// A pushed authorization request (RFC 9126).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PushedRequest {
+    pub uri_hash: String,
+    pub client_id: String,
+    pub request_json: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// A back-channel logout token to deliver to one client.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogoutDelivery {
+    pub id: Uuid,
+    pub client_id: String,
+    pub uri: String,
+    pub token: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// What an authorization code stands for, beyond its grant: what the token endpoint checks.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CodeData {
     pub redirect_uri: String,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
-    pub auth_time: i64,
-    pub acr: String,
-    pub amr: Vec<String>,
-    pub as_level: u8,
-    pub mechanism: String,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -26,6 +26,9 @@ CREATE TABLE clients (
     secret_hash   TEXT,
     redirect_uris TEXT NOT NULL,
     id_token_alg  TEXT NOT NULL,
+    -- Per-client settings (JSON): grant types, scopes, lifetimes, token format, logout URIs,
+    -- the JWKS for private_key_jwt, PAR. Our own data, never queried inside.
+    settings      TEXT NOT NULL DEFAULT '{}',
     created_at    BIGINT NOT NULL
 );
 
@@ -34,6 +37,8 @@ CREATE TABLE signing_keys (
     alg             TEXT NOT NULL,
     private_key_enc TEXT NOT NULL,
     created_at      BIGINT NOT NULL,
+    -- Published from created_at; signs from activates_at (rotation publishes first).
+    activates_at    BIGINT NOT NULL,
     retired_at      BIGINT
 );
 
@@ -56,13 +61,18 @@ CREATE TABLE pending_authorizations (
 );
 CREATE INDEX pending_authorizations_expires ON pending_authorizations(expires_at);
 
+-- A grant: client × (account, session) for the code flow, client alone for client_credentials.
 CREATE TABLE grants (
     id         UUID PRIMARY KEY,
     client_id  TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
-    account_id UUID NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
-    session_id UUID NOT NULL,
+    account_id UUID REFERENCES accounts(id) ON DELETE CASCADE,
+    session_id UUID,
     scope      TEXT NOT NULL,
+    -- What the authentication proved (JSON: acr, amr, auth_time, as_level, mechanism).
+    auth       TEXT,
     created_at BIGINT NOT NULL,
+    -- Absolute end of the grant (refresh tokens stop here whatever their sliding expiry).
+    expires_at BIGINT NOT NULL,
     revoked_at BIGINT
 );
 CREATE INDEX grants_account ON grants(account_id);
@@ -86,6 +96,47 @@ CREATE TABLE access_tokens (
     expires_at BIGINT NOT NULL
 );
 CREATE INDEX access_tokens_grant ON access_tokens(grant_id);
+
+-- Refresh tokens rotate on every use; a used one presented again revokes its grant.
+CREATE TABLE refresh_tokens (
+    token_hash TEXT PRIMARY KEY,
+    grant_id   UUID NOT NULL REFERENCES grants(id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at    BIGINT
+);
+CREATE INDEX refresh_tokens_grant ON refresh_tokens(grant_id);
+
+-- private_key_jwt assertions seen (RFC 7523 §3: jti single use), kept until they expire.
+CREATE TABLE client_assertions (
+    client_id  TEXT NOT NULL,
+    jti        TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (client_id, jti)
+);
+
+-- Pushed authorization requests (RFC 9126), single use.
+CREATE TABLE pushed_requests (
+    uri_hash     TEXT PRIMARY KEY,
+    client_id    TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+    request_json TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    expires_at   BIGINT NOT NULL
+);
+
+-- Back-channel logout tokens waiting to be delivered (retried with back-off).
+CREATE TABLE logout_deliveries (
+    id              UUID PRIMARY KEY,
+    client_id       TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+    uri             TEXT NOT NULL,
+    token           TEXT NOT NULL,
+    attempts        BIGINT NOT NULL,
+    next_attempt_at BIGINT NOT NULL,
+    created_at      BIGINT NOT NULL,
+    delivered_at    BIGINT,
+    last_error      TEXT
+);
+CREATE INDEX logout_deliveries_due ON logout_deliveries(delivered_at, next_attempt_at);
 
 -- Hash-chained audit log. audit_head is a single row updated first in every audited
 -- transaction: that takes the write lock at once and serialises appends to the chain.

@@ -10,6 +10,7 @@
 //! Loading, storing and rotating keys is the caller's job. Nothing here depends on
 //! axum, sqlx or the clock.
 
+pub mod jws;
 pub mod random;
 pub mod secretbox;
 pub mod signing;

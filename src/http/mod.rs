@@ -49,6 +49,8 @@ pub fn router(state: AppState) -> Router {
         .route("/authorize/resume", get(oidc::authorize_resume))
         .route("/authorize/cancel", post(oidc::authorize_cancel))
         .route("/token", post(oidc::token_post))
+        .route("/introspect", post(oidc::introspect_post))
+        .route("/revoke", post(oidc::revoke_post))
         .route("/userinfo", get(oidc::userinfo).post(oidc::userinfo))
         .route("/login", get(web::login_get).post(web::login_post))
         .route("/register", get(web::register_get).post(web::register_post))

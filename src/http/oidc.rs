@@ -4,7 +4,7 @@ use super::ctx::{WebCtx, urlencoding};
 use super::error::{OAuthJson, no_store};
 use crate::app::{AppState, now};
 use crate::oidc::authorize::RawAuthorizeRequest;
-use crate::oidc::token::TokenRequest;
+use crate::oidc::token::{TokenHintRequest, TokenRequest};
 use crate::oidc::{OAuthError, discovery as disco};
 use crate::service::authorize::{self, AuthorizeOutcome};
 use axum::Json;
@@ -154,10 +154,7 @@ pub fn service_failure(ctx: WebCtx, e: crate::service::ServiceError) -> Response
 
 pub async fn token_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     // RFC 6749 §4.1.3: the request uses application/x-www-form-urlencoded.
-    let form_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
-        v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
-    });
-    if !form_type {
+    if !form_content_type(&headers) {
         return OAuthJson::new(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"))
             .into_response();
     }
@@ -167,12 +164,54 @@ pub async fn token_post(State(state): State<AppState>, headers: HeaderMap, body:
     };
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     match crate::service::token::exchange(&state, authorization, &req, now()).await {
-        Ok((response, _)) => (StatusCode::OK, no_store(), Json(response)).into_response(),
-        Err((error, _)) => {
-            // RFC 6749 §5.2: invalid_client is 401 with a WWW-Authenticate challenge.
-            let challenge = (error.code == "invalid_client").then_some("Basic");
-            OAuthJson { error, challenge }.into_response()
-        }
+        Ok(response) => (StatusCode::OK, no_store(), Json(response)).into_response(),
+        Err(error) => client_error(error),
+    }
+}
+
+fn form_content_type(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    })
+}
+
+/// Errors of client-authenticated endpoints: 401 + `WWW-Authenticate` for invalid_client
+/// (RFC 6749 §5.2).
+fn client_error(error: OAuthError) -> Response {
+    let challenge = (error.code == "invalid_client").then_some("Basic");
+    OAuthJson { error, challenge }.into_response()
+}
+
+fn hint_request(headers: &HeaderMap, body: &[u8]) -> Result<TokenHintRequest, OAuthError> {
+    if !form_content_type(headers) {
+        return Err(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"));
+    }
+    parse_form(body)
+}
+
+/// RFC 7662 token introspection.
+pub async fn introspect_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let req = match hint_request(&headers, &body) {
+        Ok(r) => r,
+        Err(e) => return OAuthJson::new(e).into_response(),
+    };
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match crate::service::token::introspect(&state, authorization, &req, now()).await {
+        Ok(v) => (StatusCode::OK, no_store(), Json(v)).into_response(),
+        Err(e) => client_error(e),
+    }
+}
+
+/// RFC 7009 token revocation: 200 with an empty body, whether or not the token existed.
+pub async fn revoke_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let req = match hint_request(&headers, &body) {
+        Ok(r) => r,
+        Err(e) => return OAuthJson::new(e).into_response(),
+    };
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match crate::service::token::revoke_token(&state, authorization, &req, now()).await {
+        Ok(()) => (StatusCode::OK, no_store()).into_response(),
+        Err(e) => client_error(e),
     }
 }
 

@@ -19,6 +19,12 @@ use serde::{Deserialize, Serialize};
 pub struct ExtraMetadata {
     /// RFC 8414 §2 (PKCE methods).
     pub code_challenge_methods_supported: Vec<String>,
+    /// RFC 8414 §2 / RFC 7009.
+    pub revocation_endpoint: String,
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 8414 §2 / RFC 7662.
+    pub introspection_endpoint: String,
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
     /// RFC 9207: we send `iss` in every authorization response.
     pub authorization_response_iss_parameter_supported: bool,
 }
@@ -65,6 +71,9 @@ pub const CLAIMS_SUPPORTED: &[&str] = &[
     "national_id",
 ];
 
+/// Client authentication at introspection and revocation (public clients cannot use them).
+const CLIENT_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "private_key_jwt"];
+
 pub fn metadata(issuer: &str, algs: &[SigningAlg]) -> Result<XacthucProviderMetadata, url::ParseError> {
     let url = |path: &str| format!("{issuer}{path}");
     Ok(XacthucProviderMetadata::new(
@@ -77,6 +86,10 @@ pub fn metadata(issuer: &str, algs: &[SigningAlg]) -> Result<XacthucProviderMeta
         algs.iter().map(|a| a.to_core()).collect(),
         ExtraMetadata {
             code_challenge_methods_supported: vec!["S256".into()],
+            revocation_endpoint: url("/revoke"),
+            revocation_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS.iter().map(|s| s.to_string()).collect(),
+            introspection_endpoint: url("/introspect"),
+            introspection_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS.iter().map(|s| s.to_string()).collect(),
             authorization_response_iss_parameter_supported: true,
         },
     )
@@ -84,14 +97,20 @@ pub fn metadata(issuer: &str, algs: &[SigningAlg]) -> Result<XacthucProviderMeta
     .set_userinfo_endpoint(Some(UserInfoUrl::new(url("/userinfo"))?))
     .set_scopes_supported(Some(super::SUPPORTED_SCOPES.iter().map(|s| Scope::new(s.to_string())).collect()))
     .set_claims_supported(Some(CLAIMS_SUPPORTED.iter().map(|c| CoreClaimName::new(c.to_string())).collect()))
-    .set_grant_types_supported(Some(vec![CoreGrantType::AuthorizationCode]))
+    .set_grant_types_supported(Some(vec![
+        CoreGrantType::AuthorizationCode,
+        CoreGrantType::RefreshToken,
+        CoreGrantType::ClientCredentials,
+    ]))
     .set_response_modes_supported(Some(vec![CoreResponseMode::Query]))
     .set_acr_values_supported(Some(Acr::all().iter().map(|a| AuthenticationContextClass::new(a.to_string())).collect()))
     .set_token_endpoint_auth_methods_supported(Some(vec![
         CoreClientAuthMethod::ClientSecretBasic,
         CoreClientAuthMethod::ClientSecretPost,
+        CoreClientAuthMethod::PrivateKeyJwt,
         CoreClientAuthMethod::None,
     ]))
+    .set_token_endpoint_auth_signing_alg_values_supported(Some(algs.iter().map(|a| a.to_core()).collect()))
     .set_claim_types_supported(Some(vec![CoreClaimType::Normal]))
     .set_claims_parameter_supported(Some(true))
     // Discovery §3: request_uri_parameter_supported defaults to true when omitted; say false.

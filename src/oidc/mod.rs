@@ -17,4 +17,4 @@ pub use error::OAuthError;
 
 /// Scopes this provider understands. Others are ignored (RFC 6749 §3.3 lets the server
 /// fully or partially ignore the requested scope).
-pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "email", "phone", "national_id"];
+pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "email", "phone", "national_id", "offline_access"];

@@ -9,7 +9,7 @@ use crate::oidc::OAuthError;
 use crate::oidc::authorize::{
     self, AuthorizeDecision, AuthorizeError, RawAuthorizeRequest, SessionView, ValidatedAuthorize,
 };
-use crate::store::{Account, AuthCodeRecord, CodeData, GrantRecord, PendingAuthorization, SessionRecord};
+use crate::store::{Account, AuthCodeRecord, CodeData, GrantAuth, GrantRecord, PendingAuthorization, SessionRecord};
 use uuid::Uuid;
 
 #[derive(Debug)]
@@ -188,10 +188,18 @@ async fn proceed(
             let grant = GrantRecord {
                 id: Uuid::now_v7(),
                 client_id: req.client_id.clone(),
-                account_id: a.id,
-                session_id: s.id,
+                account_id: Some(a.id),
+                session_id: Some(s.id),
                 scope: req.scopes.join(" "),
+                auth: Some(GrantAuth {
+                    acr: acr.to_string(),
+                    amr,
+                    auth_time,
+                    as_level: acr.as_level.number(),
+                    mechanism: acr.mechanism.as_str().to_string(),
+                }),
                 created_at: now,
+                expires_at: now + state.config.tokens.refresh_absolute_seconds,
                 revoked_at: None,
             };
             let record = AuthCodeRecord {
@@ -201,11 +209,6 @@ async fn proceed(
                     redirect_uri: req.redirect_uri.clone(),
                     nonce: req.nonce.clone(),
                     code_challenge: req.code_challenge.clone(),
-                    auth_time,
-                    acr: acr.to_string(),
-                    amr,
-                    as_level: acr.as_level.number(),
-                    mechanism: acr.mechanism.as_str().to_string(),
                 },
                 created_at: now,
                 expires_at: now + state.config.tokens.code_seconds,

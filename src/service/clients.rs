@@ -4,7 +4,7 @@ use super::ServiceError;
 use crate::audit::AuditEvent;
 use crate::crypto::random::hash_token;
 use crate::crypto::signing::SigningAlg;
-use crate::store::{ClientKind, ClientRecord, Store};
+use crate::store::{ClientKind, ClientRecord, ClientSettings, Store};
 
 #[derive(Clone, Debug)]
 pub struct NewClient {
@@ -14,6 +14,7 @@ pub struct NewClient {
     /// `None` for a public client.
     pub secret: Option<String>,
     pub alg: SigningAlg,
+    pub settings: ClientSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +58,7 @@ pub async fn add_client(store: &dyn Store, c: &NewClient, actor: &str, now: i64)
         secret_hash: c.secret.as_deref().map(hash_token),
         redirect_uris: c.redirect_uris.clone(),
         id_token_alg: c.alg.as_str().to_string(),
+        settings: c.settings.clone(),
         created_at: now,
     };
     let audit = AuditEvent::new(now, "client.created", actor)

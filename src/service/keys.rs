@@ -45,6 +45,7 @@ impl KeyRing {
                 kid: kid.clone(),
                 alg: alg.as_str().to_string(),
                 created_at: now,
+                activates_at: now,
                 retired_at: None,
             };
             let audit = AuditEvent::new(now, "key.created", "system").detail("kid", &kid).detail("alg", alg.as_str());

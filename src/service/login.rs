@@ -109,6 +109,6 @@ pub async fn current(
 
 pub async fn logout(state: &AppState, cookie: &str, account: Uuid, now: i64) -> Result<(), ServiceError> {
     let audit = AuditEvent::new(now, "logout", format!("account:{account}")).account(account);
-    state.store.delete_session(&hash_token(cookie), &audit).await?;
+    state.store.delete_session(&hash_token(cookie), now, &audit).await?;
     Ok(())
 }

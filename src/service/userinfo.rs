@@ -15,9 +15,13 @@ pub async fn userinfo(state: &AppState, access_token: &str, now: i64) -> Result<
     if token.expires_at <= now || grant.revoked_at.is_some() {
         return Err(invalid());
     }
+    // client_credentials tokens stand for no citizen: nothing to tell.
+    let Some(account_id) = grant.account_id else {
+        return Err(OAuthError::invalid_token("the access token does not stand for a citizen"));
+    };
     let account = state
         .store
-        .get_account(grant.account_id)
+        .get_account(account_id)
         .await
         .map_err(internal)?
         .filter(|a| a.status == AccountStatus::Active)

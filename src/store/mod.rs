@@ -91,18 +91,28 @@ pub trait Store: Send + Sync {
     async fn create_client(&self, client: &ClientRecord, audit: &AuditEvent) -> StoreResult<()>;
     async fn get_client(&self, id: &str) -> StoreResult<Option<ClientRecord>>;
     async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>>;
+    /// Replaces everything but the id and creation time. `NotFound` for an unknown client.
+    async fn update_client(&self, client: &ClientRecord, audit: &AuditEvent) -> StoreResult<()>;
+    /// Removes the client and everything issued to it (grants, codes, tokens, pushed requests,
+    /// pending deliveries). `NotFound` for an unknown client.
+    async fn delete_client(&self, id: &str, audit: &AuditEvent) -> StoreResult<()>;
 
     async fn create_signing_key(&self, key: &SigningKeyRecord, audit: &AuditEvent) -> StoreResult<()>;
     /// All keys, oldest first, retired ones included.
     async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// Stops a key signing (it stays published until the caller drops it). Idempotent: the first
+    /// retirement time is kept. `NotFound` for an unknown kid.
+    async fn retire_signing_key(&self, kid: &str, at: i64, audit: &AuditEvent) -> StoreResult<()>;
 
     /// Stores a new session and its audit event (a sign-in).
     async fn create_session(&self, session: &SessionRecord, audit: &AuditEvent) -> StoreResult<()>;
     /// The session whose cookie hashes to `token_hash`, if it exists and `expires_at > now`.
     async fn find_session(&self, token_hash: &str, now: i64) -> StoreResult<Option<SessionRecord>>;
-    /// Removes the session (sign-out) and appends `audit`; `false`, and no event, when there was
-    /// none.
-    async fn delete_session(&self, token_hash: &str, audit: &AuditEvent) -> StoreResult<bool>;
+    /// Ends the session (sign-out): deletes it, revokes every grant made in it, and appends
+    /// `audit`, in one transaction; `false`, and no change or event, when there was none.
+    async fn delete_session(&self, token_hash: &str, at: i64, audit: &AuditEvent) -> StoreResult<bool>;
+    /// The unrevoked grants made in a session (whose clients get back-channel logout tokens).
+    async fn list_session_grants(&self, session_id: Uuid) -> StoreResult<Vec<GrantRecord>>;
 
     /// Stores the request, and drops expired ones in the same transaction.
     async fn create_pending_authorization(&self, pending: &PendingAuthorization) -> StoreResult<()>;
@@ -112,18 +122,53 @@ pub trait Store: Send + Sync {
 
     /// Creates the grant and its first authorization code together.
     async fn create_grant_with_code(&self, grant: &GrantRecord, code: &AuthCodeRecord) -> StoreResult<()>;
+    /// A grant without a code (client_credentials).
+    async fn create_grant(&self, grant: &GrantRecord) -> StoreResult<()>;
+    async fn get_grant(&self, id: Uuid) -> StoreResult<Option<GrantRecord>>;
     /// Atomically marks the code used. Exactly one concurrent caller gets `Fresh`; every later
     /// one gets `AlreadyUsed`. Expiry is the caller's check (the record carries `expires_at`).
     async fn consume_auth_code(&self, code_hash: &str, now: i64) -> StoreResult<ConsumedCode>;
     async fn create_access_token(&self, token: &AccessTokenRecord) -> StoreResult<()>;
     /// The token and its grant, whether or not revoked or expired (the caller decides).
     async fn find_access_token(&self, token_hash: &str) -> StoreResult<Option<(AccessTokenRecord, GrantRecord)>>;
+    /// Deletes one access token (RFC 7009 revocation) and appends `audit`; idempotent.
+    async fn delete_access_token(&self, token_hash: &str, audit: &AuditEvent) -> StoreResult<()>;
     /// Revokes the grant: every code and token of it stops working. Idempotent.
     async fn revoke_grant(&self, grant_id: Uuid, at: i64, audit: &AuditEvent) -> StoreResult<()>;
 
-    /// Deletes what can no longer be used: sessions, pending requests and access tokens past
-    /// their expiry, and codes a day past theirs (kept that long so a late replay is still
-    /// recognised and revokes its grant). Returns the number of rows deleted.
+    async fn create_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()>;
+    /// Atomically marks the refresh token used: exactly one concurrent caller gets `Fresh`,
+    /// every later one `AlreadyUsed`. Expiry and revocation are the caller's checks.
+    async fn consume_refresh_token(&self, token_hash: &str, now: i64) -> StoreResult<ConsumedRefresh>;
+    /// The refresh token and its grant, used, expired or revoked alike.
+    async fn find_refresh_token(&self, token_hash: &str) -> StoreResult<Option<(RefreshTokenRecord, GrantRecord)>>;
+
+    /// Records a `private_key_jwt` assertion's `jti` until `expires_at`; `false` when the same
+    /// client already used it (a replay). Atomic.
+    async fn record_client_assertion(&self, client_id: &str, jti: &str, expires_at: i64) -> StoreResult<bool>;
+
+    async fn create_pushed_request(&self, request: &PushedRequest) -> StoreResult<()>;
+    /// Removes and returns the pushed request if it exists and `expires_at > now` (single use).
+    async fn take_pushed_request(&self, uri_hash: &str, now: i64) -> StoreResult<Option<PushedRequest>>;
+
+    async fn create_logout_deliveries(&self, deliveries: &[LogoutDelivery]) -> StoreResult<()>;
+    /// Undelivered deliveries whose `next_attempt_at <= now`, oldest first.
+    async fn due_logout_deliveries(&self, now: i64, limit: i64) -> StoreResult<Vec<LogoutDelivery>>;
+    /// Records one attempt: delivered at `delivered_at`, or failed with `error` and retried at
+    /// `next_attempt_at` (`attempts` counts up either way). Appends `audit` when given.
+    async fn record_logout_attempt(
+        &self,
+        id: Uuid,
+        delivered_at: Option<i64>,
+        error: Option<&str>,
+        next_attempt_at: i64,
+        audit: Option<&AuditEvent>,
+    ) -> StoreResult<()>;
+
+    /// Deletes what can no longer be used: sessions, pending and pushed requests, access and
+    /// refresh tokens and `jti` records past their expiry; codes, grants and delivered logout
+    /// tokens a day past theirs (kept that long so a late replay is still recognised and
+    /// revokes its grant). Returns the number of rows deleted.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
 
     /// Appends a standalone event (e.g. a failed sign-in) to the chain.

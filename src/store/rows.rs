@@ -80,6 +80,7 @@ pub(super) struct ClientRow {
     secret_hash: Option<String>,
     redirect_uris: String,
     id_token_alg: String,
+    settings: String,
     created_at: i64,
 }
 
@@ -93,6 +94,8 @@ impl TryFrom<ClientRow> for ClientRecord {
         };
         let redirect_uris = serde_json::from_str(&r.redirect_uris)
             .map_err(|e| StoreError::Corrupt(format!("client {}: redirect_uris: {e}", r.id)))?;
+        let settings = serde_json::from_str(&r.settings)
+            .map_err(|e| StoreError::Corrupt(format!("client {}: settings: {e}", r.id)))?;
         Ok(ClientRecord {
             id: r.id,
             name: r.name,
@@ -100,6 +103,7 @@ impl TryFrom<ClientRow> for ClientRecord {
             secret_hash: r.secret_hash,
             redirect_uris,
             id_token_alg: r.id_token_alg,
+            settings,
             created_at: r.created_at,
         })
     }
@@ -122,6 +126,7 @@ pub(super) struct SigningKeyRow {
     alg: String,
     private_key_enc: String,
     created_at: i64,
+    activates_at: i64,
     retired_at: Option<i64>,
 }
 
@@ -132,6 +137,7 @@ impl From<SigningKeyRow> for SigningKeyRecord {
             alg: r.alg,
             private_key_enc: r.private_key_enc,
             created_at: r.created_at,
+            activates_at: r.activates_at,
             retired_at: r.retired_at,
         }
     }
@@ -182,27 +188,124 @@ impl From<PendingRow> for PendingAuthorization {
     }
 }
 
+/// The column list of `GrantRow`, as a literal for `concat!`.
+macro_rules! grant_columns {
+    () => {
+        "id, client_id, account_id, session_id, scope, auth, created_at, expires_at, revoked_at"
+    };
+}
+pub(super) use grant_columns;
+
+/// The column list of `ClientRow`.
+macro_rules! client_columns {
+    () => {
+        "id, name, kind, secret_hash, redirect_uris, id_token_alg, settings, created_at"
+    };
+}
+pub(super) use client_columns;
+
 #[derive(sqlx::FromRow)]
 pub(super) struct GrantRow {
     id: Uuid,
     client_id: String,
-    account_id: Uuid,
-    session_id: Uuid,
+    account_id: Option<Uuid>,
+    session_id: Option<Uuid>,
     scope: String,
+    auth: Option<String>,
     created_at: i64,
+    expires_at: i64,
     revoked_at: Option<i64>,
 }
 
-impl From<GrantRow> for GrantRecord {
-    fn from(r: GrantRow) -> Self {
-        GrantRecord {
+impl TryFrom<GrantRow> for GrantRecord {
+    type Error = StoreError;
+    fn try_from(r: GrantRow) -> Result<Self, StoreError> {
+        let auth = r
+            .auth
+            .map(|a| serde_json::from_str(&a))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("grant {}: auth: {e}", r.id)))?;
+        Ok(GrantRecord {
             id: r.id,
             client_id: r.client_id,
             account_id: r.account_id,
             session_id: r.session_id,
             scope: r.scope,
+            auth,
             created_at: r.created_at,
+            expires_at: r.expires_at,
             revoked_at: r.revoked_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct RefreshRow {
+    token_hash: String,
+    grant_id: Uuid,
+    created_at: i64,
+    expires_at: i64,
+    used_at: Option<i64>,
+}
+
+impl From<RefreshRow> for RefreshTokenRecord {
+    fn from(r: RefreshRow) -> Self {
+        RefreshTokenRecord {
+            token_hash: r.token_hash,
+            grant_id: r.grant_id,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            used_at: r.used_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct PushedRow {
+    uri_hash: String,
+    client_id: String,
+    request_json: String,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl From<PushedRow> for PushedRequest {
+    fn from(r: PushedRow) -> Self {
+        PushedRequest {
+            uri_hash: r.uri_hash,
+            client_id: r.client_id,
+            request_json: r.request_json,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct DeliveryRow {
+    id: Uuid,
+    client_id: String,
+    uri: String,
+    token: String,
+    attempts: i64,
+    next_attempt_at: i64,
+    created_at: i64,
+    delivered_at: Option<i64>,
+    last_error: Option<String>,
+}
+
+impl From<DeliveryRow> for LogoutDelivery {
+    fn from(r: DeliveryRow) -> Self {
+        LogoutDelivery {
+            id: r.id,
+            client_id: r.client_id,
+            uri: r.uri,
+            token: r.token,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            created_at: r.created_at,
+            delivered_at: r.delivered_at,
+            last_error: r.last_error,
         }
     }
 }

@@ -189,8 +189,8 @@ impl Store for SqliteStore {
         let mut tx = self.write().await?;
         append(&mut tx, audit).await?;
         sqlx::query(
-            "INSERT INTO clients (id, name, kind, secret_hash, redirect_uris, id_token_alg, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO clients (id, name, kind, secret_hash, redirect_uris, id_token_alg, settings, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -198,6 +198,7 @@ impl Store for SqliteStore {
         .bind(&c.secret_hash)
         .bind(json_text(&c.redirect_uris)?)
         .bind(&c.id_token_alg)
+        .bind(json_text(&c.settings)?)
         .bind(c.created_at)
         .execute(&mut *tx)
         .await
@@ -210,37 +211,35 @@ impl Store for SqliteStore {
     }
 
     async fn get_client(&self, id: &str) -> StoreResult<Option<ClientRecord>> {
-        sqlx::query_as::<_, ClientRow>(
-            "SELECT id, name, kind, secret_hash, redirect_uris, id_token_alg, created_at FROM clients WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(ClientRecord::try_from)
-        .transpose()
+        sqlx::query_as::<_, ClientRow>(concat!("SELECT ", client_columns!(), " FROM clients WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(ClientRecord::try_from)
+            .transpose()
     }
 
     async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
-        sqlx::query_as::<_, ClientRow>(
-            "SELECT id, name, kind, secret_hash, redirect_uris, id_token_alg, created_at FROM clients ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(ClientRecord::try_from)
-        .collect()
+        sqlx::query_as::<_, ClientRow>(concat!("SELECT ", client_columns!(), " FROM clients ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(ClientRecord::try_from)
+            .collect()
     }
 
     async fn create_signing_key(&self, k: &SigningKeyRecord, audit: &AuditEvent) -> StoreResult<()> {
         let mut tx = self.write().await?;
         append(&mut tx, audit).await?;
         sqlx::query(
-            "INSERT INTO signing_keys (kid, alg, private_key_enc, created_at, retired_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO signing_keys (kid, alg, private_key_enc, created_at, activates_at, retired_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&k.kid)
         .bind(&k.alg)
         .bind(&k.private_key_enc)
         .bind(k.created_at)
+        .bind(k.activates_at)
         .bind(k.retired_at)
         .execute(&mut *tx)
         .await
@@ -251,7 +250,8 @@ impl Store for SqliteStore {
 
     async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         Ok(sqlx::query_as::<_, SigningKeyRow>(
-            "SELECT kid, alg, private_key_enc, created_at, retired_at FROM signing_keys ORDER BY created_at, kid",
+            "SELECT kid, alg, private_key_enc, created_at, activates_at, retired_at FROM signing_keys \
+             ORDER BY created_at, kid",
         )
         .fetch_all(&self.pool)
         .await?
@@ -292,16 +292,20 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    async fn delete_session(&self, token_hash: &str, audit: &AuditEvent) -> StoreResult<bool> {
+    async fn delete_session(&self, token_hash: &str, at: i64, audit: &AuditEvent) -> StoreResult<bool> {
         let mut tx = self.write().await?;
-        let n = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+        let id: Option<Uuid> = sqlx::query_scalar("DELETE FROM sessions WHERE token_hash = $1 RETURNING id")
             .bind(token_hash)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if n == 0 {
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(id) = id else {
             return Ok(false);
-        }
+        };
+        sqlx::query("UPDATE grants SET revoked_at = $1 WHERE session_id = $2 AND revoked_at IS NULL")
+            .bind(at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         append(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
@@ -346,19 +350,18 @@ impl Store for SqliteStore {
 
     async fn create_grant_with_code(&self, g: &GrantRecord, c: &AuthCodeRecord) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO grants (id, client_id, account_id, session_id, scope, created_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(g.id)
-        .bind(&g.client_id)
-        .bind(g.account_id)
-        .bind(g.session_id)
-        .bind(&g.scope)
-        .bind(g.created_at)
-        .bind(g.revoked_at)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(concat!("INSERT INTO grants (", grant_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
+            .bind(g.id)
+            .bind(&g.client_id)
+            .bind(g.account_id)
+            .bind(g.session_id)
+            .bind(&g.scope)
+            .bind(g.auth.as_ref().map(json_text).transpose()?)
+            .bind(g.created_at)
+            .bind(g.expires_at)
+            .bind(g.revoked_at)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "INSERT INTO auth_codes (code_hash, grant_id, data, created_at, expires_at, used_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -394,13 +397,11 @@ impl Store for SqliteStore {
             return Ok(ConsumedCode::NotFound);
         };
         let code = AuthCodeRecord::try_from(code)?;
-        let grant = sqlx::query_as::<_, GrantRow>(
-            "SELECT id, client_id, account_id, session_id, scope, created_at, revoked_at FROM grants WHERE id = $1",
-        )
-        .bind(code.grant_id)
-        .fetch_one(&mut *tx)
-        .await?
-        .into();
+        let grant = sqlx::query_as::<_, GrantRow>(concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = $1"))
+            .bind(code.grant_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_into()?;
         tx.commit().await?;
         Ok(if fresh { ConsumedCode::Fresh(code, grant) } else { ConsumedCode::AlreadyUsed(code, grant) })
     }
@@ -430,13 +431,19 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let token = AccessTokenRecord::from(token);
-        let grant = sqlx::query_as::<_, GrantRow>(
-            "SELECT id, client_id, account_id, session_id, scope, created_at, revoked_at FROM grants WHERE id = $1",
-        )
-        .bind(token.grant_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(Some((token, grant.into())))
+        let grant = sqlx::query_as::<_, GrantRow>(concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = $1"))
+            .bind(token.grant_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Some((token, grant.try_into()?)))
+    }
+
+    async fn delete_access_token(&self, token_hash: &str, audit: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        append(&mut tx, audit).await?;
+        sqlx::query("DELETE FROM access_tokens WHERE token_hash = $1").bind(token_hash).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn revoke_grant(&self, grant_id: Uuid, at: i64, audit: &AuditEvent) -> StoreResult<()> {
@@ -451,17 +458,282 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn update_client(&self, c: &ClientRecord, audit: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        append(&mut tx, audit).await?;
+        let n = sqlx::query(
+            "UPDATE clients SET name = $1, kind = $2, secret_hash = $3, redirect_uris = $4, id_token_alg = $5, \
+             settings = $6 WHERE id = $7",
+        )
+        .bind(&c.name)
+        .bind(client_kind_str(&c.kind))
+        .bind(&c.secret_hash)
+        .bind(json_text(&c.redirect_uris)?)
+        .bind(&c.id_token_alg)
+        .bind(json_text(&c.settings)?)
+        .bind(&c.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_client(&self, id: &str, audit: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        append(&mut tx, audit).await?;
+        // Foreign keys cascade to grants, codes, tokens, pushed requests and deliveries.
+        let n = sqlx::query("DELETE FROM clients WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn retire_signing_key(&self, kid: &str, at: i64, audit: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        append(&mut tx, audit).await?;
+        let n = sqlx::query("UPDATE signing_keys SET retired_at = COALESCE(retired_at, $1) WHERE kid = $2")
+            .bind(at)
+            .bind(kid)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_session_grants(&self, session_id: Uuid) -> StoreResult<Vec<GrantRecord>> {
+        sqlx::query_as::<_, GrantRow>(concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM grants WHERE session_id = $1 AND revoked_at IS NULL ORDER BY created_at"
+        ))
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(GrantRecord::try_from)
+        .collect()
+    }
+
+    async fn create_grant(&self, g: &GrantRecord) -> StoreResult<()> {
+        sqlx::query(concat!("INSERT INTO grants (", grant_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
+            .bind(g.id)
+            .bind(&g.client_id)
+            .bind(g.account_id)
+            .bind(g.session_id)
+            .bind(&g.scope)
+            .bind(g.auth.as_ref().map(json_text).transpose()?)
+            .bind(g.created_at)
+            .bind(g.expires_at)
+            .bind(g.revoked_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn get_grant(&self, id: Uuid) -> StoreResult<Option<GrantRecord>> {
+        sqlx::query_as::<_, GrantRow>(concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(GrantRecord::try_from)
+            .transpose()
+    }
+
+    async fn create_refresh_token(&self, t: &RefreshTokenRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&t.token_hash)
+        .bind(t.grant_id)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .bind(t.used_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn consume_refresh_token(&self, token_hash: &str, now: i64) -> StoreResult<ConsumedRefresh> {
+        let mut tx = self.write().await?;
+        let fresh = sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
+            .bind(now)
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        let Some(token) = sqlx::query_as::<_, RefreshRow>(
+            "SELECT token_hash, grant_id, created_at, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(ConsumedRefresh::NotFound);
+        };
+        let token = RefreshTokenRecord::from(token);
+        let grant = sqlx::query_as::<_, GrantRow>(concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = $1"))
+            .bind(token.grant_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_into()?;
+        tx.commit().await?;
+        Ok(if fresh { ConsumedRefresh::Fresh(token, grant) } else { ConsumedRefresh::AlreadyUsed(token, grant) })
+    }
+
+    async fn find_refresh_token(&self, token_hash: &str) -> StoreResult<Option<(RefreshTokenRecord, GrantRecord)>> {
+        let Some(token) = sqlx::query_as::<_, RefreshRow>(
+            "SELECT token_hash, grant_id, created_at, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let token = RefreshTokenRecord::from(token);
+        let grant = sqlx::query_as::<_, GrantRow>(concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = $1"))
+            .bind(token.grant_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Some((token, grant.try_into()?)))
+    }
+
+    async fn record_client_assertion(&self, client_id: &str, jti: &str, expires_at: i64) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (client_id, jti) DO NOTHING",
+        )
+        .bind(client_id)
+        .bind(jti)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn create_pushed_request(&self, r: &PushedRequest) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO pushed_requests (uri_hash, client_id, request_json, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&r.uri_hash)
+        .bind(&r.client_id)
+        .bind(&r.request_json)
+        .bind(r.created_at)
+        .bind(r.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_pushed_request(&self, uri_hash: &str, now: i64) -> StoreResult<Option<PushedRequest>> {
+        Ok(sqlx::query_as::<_, PushedRow>(
+            "DELETE FROM pushed_requests WHERE uri_hash = $1 AND expires_at > $2 \
+             RETURNING uri_hash, client_id, request_json, created_at, expires_at",
+        )
+        .bind(uri_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(PushedRequest::from))
+    }
+
+    async fn create_logout_deliveries(&self, deliveries: &[LogoutDelivery]) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        for d in deliveries {
+            sqlx::query(
+                "INSERT INTO logout_deliveries (id, client_id, uri, token, attempts, next_attempt_at, created_at, \
+                 delivered_at, last_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(d.id)
+            .bind(&d.client_id)
+            .bind(&d.uri)
+            .bind(&d.token)
+            .bind(d.attempts)
+            .bind(d.next_attempt_at)
+            .bind(d.created_at)
+            .bind(d.delivered_at)
+            .bind(&d.last_error)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn due_logout_deliveries(&self, now: i64, limit: i64) -> StoreResult<Vec<LogoutDelivery>> {
+        Ok(sqlx::query_as::<_, DeliveryRow>(
+            "SELECT id, client_id, uri, token, attempts, next_attempt_at, created_at, delivered_at, last_error \
+             FROM logout_deliveries WHERE delivered_at IS NULL AND next_attempt_at <= $1 \
+             ORDER BY created_at, id LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(LogoutDelivery::from)
+        .collect())
+    }
+
+    async fn record_logout_attempt(
+        &self,
+        id: Uuid,
+        delivered_at: Option<i64>,
+        error: Option<&str>,
+        next_attempt_at: i64,
+        audit: Option<&AuditEvent>,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        if let Some(a) = audit {
+            append(&mut tx, a).await?;
+        }
+        sqlx::query(
+            "UPDATE logout_deliveries SET attempts = attempts + 1, delivered_at = $1, last_error = $2, \
+             next_attempt_at = $3 WHERE id = $4",
+        )
+        .bind(delivered_at)
+        .bind(error)
+        .bind(next_attempt_at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
         let mut tx = self.write().await?;
         let mut n = 0;
         for sql in [
             "DELETE FROM sessions WHERE expires_at <= $1",
             "DELETE FROM pending_authorizations WHERE expires_at <= $1",
+            "DELETE FROM pushed_requests WHERE expires_at <= $1",
             "DELETE FROM access_tokens WHERE expires_at <= $1",
+            "DELETE FROM refresh_tokens WHERE expires_at <= $1",
+            "DELETE FROM client_assertions WHERE expires_at <= $1",
         ] {
             n += sqlx::query(sql).bind(now).execute(&mut *tx).await?.rows_affected();
         }
-        n += sqlx::query("DELETE FROM auth_codes WHERE expires_at <= $1")
+        for sql in
+            ["DELETE FROM auth_codes WHERE expires_at <= $1", "DELETE FROM logout_deliveries WHERE delivered_at <= $1"]
+        {
+            n += sqlx::query(sql).bind(now - 86_400).execute(&mut *tx).await?.rows_affected();
+        }
+        // A grant goes once nothing of it can be used (its codes and tokens go with it).
+        n += sqlx::query("DELETE FROM grants WHERE expires_at <= $1")
             .bind(now - 86_400)
             .execute(&mut *tx)
             .await?

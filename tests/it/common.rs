@@ -100,6 +100,7 @@ impl TestServer {
             redirect_uris: vec![redirect.into()],
             secret: Some(secret.clone()),
             alg: alg.parse().unwrap(),
+            settings: Default::default(),
         };
         xacthuc::service::clients::add_client(self.state.store.as_ref(), &new, "test", xacthuc::app::now())
             .await
@@ -114,6 +115,7 @@ impl TestServer {
             redirect_uris: vec![redirect.into()],
             secret: None,
             alg: "ES256".parse().unwrap(),
+            settings: Default::default(),
         };
         xacthuc::service::clients::add_client(self.state.store.as_ref(), &new, "test", xacthuc::app::now())
             .await

@@ -3,7 +3,11 @@
 
 mod cli;
 mod common;
+mod keys;
+mod logout;
 mod oidc_flow;
+mod par;
 mod registration;
 mod store_contract;
 mod structure;
+mod tokens;

@@ -18,8 +18,8 @@ use xacthuc::assurance::{AsLevel, Method, VerifiedFactor};
 use xacthuc::audit::{AuditEvent, GENESIS_HASH, StoredAuditEvent, verify_chain};
 use xacthuc::store::{
     AccessTokenRecord, Account, AccountStatus, AuthCodeRecord, ClientKind, ClientRecord, CodeData, Conflict,
-    ConsumedCode, DynStore, GrantRecord, IdentityData, PendingAuthorization, SessionRecord, SigningKeyRecord, Store,
-    StoreError, connect,
+    ConsumedCode, DynStore, GrantAuth, GrantRecord, IdentityData, PendingAuthorization, SessionRecord,
+    SigningKeyRecord, Store, StoreError, connect,
 };
 
 /// A fixed "now" (2025-06-15); the store never reads the clock.
@@ -192,6 +192,7 @@ fn client(id: &str) -> ClientRecord {
         secret_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$c2VjcmV0".into()),
         redirect_uris: vec![format!("https://{id}.example.vn/cb"), format!("https://{id}.example.vn/cb?x=1&y=2")],
         id_token_alg: "PS256".into(),
+        settings: Default::default(),
         created_at: T0,
     }
 }
@@ -209,10 +210,18 @@ fn grant(account: &Account, client: &ClientRecord) -> GrantRecord {
     GrantRecord {
         id: Uuid::new_v4(),
         client_id: client.id.clone(),
-        account_id: account.id,
-        session_id: Uuid::new_v4(),
+        account_id: Some(account.id),
+        session_id: Some(Uuid::new_v4()),
         scope: "openid profile national_id".into(),
+        auth: Some(GrantAuth {
+            acr: "urn:xacthuc:loa:as2:2fa".into(),
+            amr: vec!["pwd".into(), "otp".into(), "mfa".into()],
+            auth_time: T0 - 5,
+            as_level: 2,
+            mechanism: "2fa".into(),
+        }),
         created_at: T0,
+        expires_at: T0 + 86_400,
         revoked_at: None,
     }
 }
@@ -225,11 +234,6 @@ fn code(hash: &str, grant: &GrantRecord) -> AuthCodeRecord {
             redirect_uri: "https://portal.example.vn/cb?x=1".into(),
             nonce: Some("n-0S6_WzA2Mj".into()),
             code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
-            auth_time: T0 - 5,
-            acr: "urn:xacthuc:loa:as2:2fa".into(),
-            amr: vec!["pwd".into(), "otp".into(), "mfa".into()],
-            as_level: 2,
-            mechanism: "2fa".into(),
         },
         created_at: T0,
         expires_at: T0 + 60,
@@ -387,6 +391,7 @@ async fn signing_keys(store: &dyn Store) {
         alg: "ES256".into(),
         private_key_enc: format!("sealed-pkcs8:{kid}"),
         created_at,
+        activates_at: created_at + 60,
         retired_at,
     };
     let old = key("k-old", T0 - 2000, Some(T0 - 10));
@@ -445,11 +450,11 @@ async fn sessions(store: &dyn Store) {
     // Sign-out: true (audited) once, then false (nothing to record).
     let before = audit_len(store).await;
     let e = event("logout").account(citizen.id);
-    assert!(store.delete_session("session-hash-1", &e).await.unwrap());
+    assert!(store.delete_session("session-hash-1", T0, &e).await.unwrap());
     assert_audited(store, before, &e).await;
     assert_eq!(store.find_session("session-hash-1", T0).await.unwrap(), None);
-    assert!(!store.delete_session("session-hash-1", &event("logout")).await.unwrap());
-    assert!(!store.delete_session("session-hash-unknown", &event("logout")).await.unwrap());
+    assert!(!store.delete_session("session-hash-1", T0, &event("logout")).await.unwrap());
+    assert!(!store.delete_session("session-hash-unknown", T0, &event("logout")).await.unwrap());
     assert_eq!(audit_len(store).await, before + 1, "deleting no session appends no audit event");
     // Only that session went.
     assert_eq!(store.find_session("session-hash-expired", T0 - 7200).await.unwrap(), Some(expired));
@@ -656,6 +661,7 @@ async fn audit_chain(store: &dyn Store) {
         alg: "ES256".into(),
         private_key_enc: "sealed".into(),
         created_at: T0,
+        activates_at: T0,
         retired_at: None,
     };
     let e = event("key.created");
@@ -695,7 +701,7 @@ async fn audit_chain(store: &dyn Store) {
     expected.push(e);
 
     let e = event("logout").account(a.id);
-    assert!(store.delete_session("chain-session", &e).await.unwrap());
+    assert!(store.delete_session("chain-session", T0, &e).await.unwrap());
     expected.push(e);
 
     let e = AuditEvent::new(T0 + 5, "login.failed", "anonymous");

@@ -9,6 +9,7 @@ fn client(kind: ClientKind) -> ClientRecord {
         secret_hash: None,
         redirect_uris: vec!["https://portal.example/cb".into()],
         id_token_alg: "PS256".into(),
+        settings: Default::default(),
         created_at: 0,
     }
 }
