@@ -180,3 +180,59 @@ pub async fn register(server: &TestServer, http: &reqwest::Client, c: &Citizen<'
     }
     http.post(server.url("/register")).form(&form).send().await.unwrap()
 }
+
+/// Adds a client with explicit settings; returns its secret (None for public clients).
+pub async fn add_client_with(
+    server: &TestServer,
+    id: &str,
+    redirect: &str,
+    secret: Option<&str>,
+    settings: xacthuc::store::ClientSettings,
+) {
+    let new = xacthuc::service::clients::NewClient {
+        id: id.into(),
+        name: id.into(),
+        redirect_uris: vec![redirect.into()],
+        secret: secret.map(String::from),
+        alg: "ES256".parse().unwrap(),
+        settings,
+    };
+    xacthuc::service::clients::add_client(server.state.store.as_ref(), &new, "test", xacthuc::app::now())
+        .await
+        .unwrap();
+}
+
+/// Drives the browser part of a code flow with `http` (signing in with `login` when the
+/// sign-in page shows) and returns the `code` delivered to `redirect`.
+pub async fn authorize_code(
+    server: &TestServer,
+    http: &reqwest::Client,
+    params: &[(&str, &str)],
+    redirect: &str,
+    login: (&str, &str),
+) -> String {
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs(params);
+    let mut url = url.to_string();
+    for _ in 0..8 {
+        if url.starts_with(redirect) {
+            return query_param(&url, "code").unwrap_or_else(|| panic!("no code in {url}"));
+        }
+        let resp = http.get(&url).send().await.unwrap();
+        if resp.status().is_redirection() {
+            url = absolute(&server.base, &location(&resp));
+            continue;
+        }
+        let page = resp.text().await.unwrap();
+        let form = [
+            ("csrf", hidden(&page, "csrf")),
+            ("r", hidden(&page, "r")),
+            ("username", login.0.into()),
+            ("password", login.1.into()),
+        ];
+        let resp = http.post(server.url("/login")).form(&form).send().await.unwrap();
+        assert_eq!(resp.status(), 303, "sign-in failed");
+        url = absolute(&server.base, &location(&resp));
+    }
+    panic!("no code after 8 steps, last {url}");
+}
