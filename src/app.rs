@@ -104,7 +104,7 @@ pub async fn build_state(config: Config, now: i64) -> Result<AppState, ServiceEr
             .map_err(|e| ServiceError::Internal(format!("{}: {e}", config.data_dir.display())))?;
     }
     let store = crate::store::connect(&url).await?;
-    let (keys, created) = KeyRing::load_or_create(store.as_ref(), &data_key, now).await?;
+    let (keys, created) = KeyRing::load_or_create(store.as_ref(), &data_key, &config.tokens, now).await?;
     if !created.is_empty() {
         let algs: Vec<&str> = created.iter().map(|a| a.as_str()).collect();
         if config.development {
@@ -168,7 +168,9 @@ async fn ensure_demo_client(
             };
             match clients::add_client(store, &new, "system", now).await {
                 Ok(_) | Err(ClientError::Exists) => Ok(demo),
-                Err(ClientError::Invalid(e)) => Err(ServiceError::Internal(e)),
+                Err(e @ (ClientError::Invalid(_) | ClientError::NotFound)) => {
+                    Err(ServiceError::Internal(e.to_string()))
+                }
                 Err(ClientError::Service(e)) => Err(e),
             }
         }

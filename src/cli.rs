@@ -1,11 +1,14 @@
 //! The operator's command line: one binary to serve, check the configuration, migrate, and
 //! manage clients, accounts and keys.
 
+mod client;
+mod keys;
+
+pub use client::ClientCommand;
+
 use crate::app::now;
 use crate::config::{Config, Overrides};
-use crate::crypto::signing::SigningAlg;
 use crate::service::accounts::{IdentityInput, RegistrationError, RegistrationInput};
-use crate::service::clients::{self, NewClient};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -58,32 +61,6 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum ClientCommand {
-    /// Register a client. Without --public or --secret-file a secret is generated and printed once.
-    Add {
-        #[arg(long)]
-        id: String,
-        /// Exact redirect URI; repeat for several.
-        #[arg(long = "redirect-uri", required = true)]
-        redirect_uris: Vec<String>,
-        /// A public client (browser/native app): no secret, PKCE required.
-        #[arg(long, conflicts_with = "secret_file")]
-        public: bool,
-        /// File holding the client secret (at least 32 characters).
-        #[arg(long)]
-        secret_file: Option<PathBuf>,
-        /// ID token signing algorithm.
-        #[arg(long, default_value = "PS256", value_parser = ["PS256", "ES256", "RS256"])]
-        alg: String,
-        /// Display name shown to citizens.
-        #[arg(long, default_value = "")]
-        name: String,
-    },
-    /// List clients.
-    List,
-}
-
-#[derive(Subcommand, Debug)]
 pub enum AccountCommand {
     /// Create an account (AS-1, or AS-2 with the identity fields).
     Add {
@@ -114,6 +91,19 @@ pub enum AccountCommand {
 pub enum KeysCommand {
     /// Print a new random data key (base64) for data_key_file.
     GenerateDataKey,
+    /// Create the next signing key: published at once, signing after --activate-in seconds,
+    /// when the current key stops signing (it stays published until its tokens expire).
+    Rotate {
+        /// Only this algorithm (default: all).
+        #[arg(long, value_parser = ["PS256", "ES256", "RS256"])]
+        alg: Option<String>,
+        /// Seconds until the new key signs; at least 600, so JWKS caches (300 s) fetch it first.
+        #[arg(long, default_value_t = crate::service::keys::DEFAULT_ACTIVATE_IN_SECONDS,
+              value_parser = clap::value_parser!(i64).range(crate::service::keys::MIN_ACTIVATE_IN_SECONDS..))]
+        activate_in: i64,
+    },
+    /// List the signing keys: kid, alg, created, activates, retired, state (next, current, retired, expired).
+    List,
 }
 
 fn load_config(g: &GlobalArgs) -> anyhow::Result<Config> {
@@ -162,7 +152,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Client(cmd) => {
             let state = crate::app::build_state(config?, now()).await?;
-            client_command(&state, cmd).await
+            client::client_command(&state, cmd).await
+        }
+        Command::Keys(cmd) => {
+            let state = crate::app::build_state(config?, now()).await?;
+            match cmd {
+                KeysCommand::Rotate { alg, activate_in } => keys::rotate(&state, alg, activate_in).await,
+                KeysCommand::List => keys::list(&state).await,
+                // Handled above, without opening the database.
+                KeysCommand::GenerateDataKey => Ok(()),
+            }
         }
         Command::Account(cmd) => {
             let state = crate::app::build_state(config?, now()).await?;
@@ -174,32 +173,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 fn read_secret(path: &std::path::Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(text.lines().next().unwrap_or("").to_string())
-}
-
-async fn client_command(state: &crate::app::AppState, cmd: ClientCommand) -> anyhow::Result<()> {
-    match cmd {
-        ClientCommand::Add { id, redirect_uris, public, secret_file, alg, name } => {
-            let (secret, generated) = match (public, secret_file) {
-                (true, _) => (None, false),
-                (false, Some(f)) => (Some(read_secret(&f)?), false),
-                (false, None) => (Some(crate::service::random_token()?), true),
-            };
-            let alg: SigningAlg = alg.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let new = NewClient { id, name, redirect_uris, secret: secret.clone(), alg, settings: Default::default() };
-            let record = clients::add_client(state.store.as_ref(), &new, "operator", now()).await?;
-            println!("client {} registered ({:?}, ID tokens {})", record.id, record.kind, record.id_token_alg);
-            if generated && let Some(s) = secret {
-                println!("client secret (shown once, store it now): {s}");
-            }
-            Ok(())
-        }
-        ClientCommand::List => {
-            for c in state.store.list_clients().await? {
-                println!("{}\t{:?}\t{}\t{}", c.id, c.kind, c.id_token_alg, c.redirect_uris.join(" "));
-            }
-            Ok(())
-        }
-    }
 }
 
 async fn account_command(state: &crate::app::AppState, cmd: AccountCommand) -> anyhow::Result<()> {
@@ -249,9 +222,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!("demo portal: {}/demo", state.issuer());
     }
     tokio::spawn(purge_periodically(state.clone()));
+    tokio::spawn(crate::service::keys::reload_periodically(state.clone()));
+    tokio::spawn(deliver_logouts_periodically(state.clone()));
     let app = crate::app::router(state);
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     Ok(())
+}
+
+/// Sends due back-channel logout tokens (first attempts missed, and retries) every 15 seconds.
+async fn deliver_logouts_periodically(state: crate::app::AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+    loop {
+        tick.tick().await;
+        if let Err(e) = crate::service::logout::deliver_due(&state, now()).await {
+            tracing::warn!(error = %e, "delivering logout tokens failed");
+        }
+    }
 }
 
 /// Deletes expired sessions, requests, codes and tokens every ten minutes.

@@ -330,8 +330,9 @@ fn env_layer(env: impl IntoIterator<Item = (String, String)>, problems: &mut Vec
     let mut table = toml::Table::new();
     for (name, value) in env {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
-        // XACTHUC_CONFIG names the file itself (read by the command line, not a key).
-        if rest.starts_with("TEST_") || rest.is_empty() || rest == "CONFIG" {
+        // XACTHUC_CONFIG names the file itself (read by the command line, not a key);
+        // XACTHUC_BIN and XACTHUC_TEST_* belong to scripts and tests.
+        if rest.starts_with("TEST_") || rest.is_empty() || rest == "CONFIG" || rest == "BIN" {
             continue;
         }
         let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();

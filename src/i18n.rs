@@ -99,8 +99,10 @@ mod tests {
             include_str!("../templates/account.html"),
             include_str!("../templates/error.html"),
             include_str!("../templates/insufficient.html"),
+            include_str!("../templates/logout_confirm.html"),
             include_str!("../templates/demo.html"),
             include_str!("../templates/macros.html"),
+            include_str!("../templates/form_post.html"),
         ];
         for text in templates {
             for (i, _) in text.match_indices("t.") {

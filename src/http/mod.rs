@@ -4,6 +4,7 @@
 pub mod ctx;
 pub mod demo;
 pub mod error;
+pub mod logout;
 pub mod oidc;
 pub mod pages;
 pub mod web;
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .route("/authorize", get(oidc::authorize_get).post(oidc::authorize_post))
         .route("/authorize/resume", get(oidc::authorize_resume))
         .route("/authorize/cancel", post(oidc::authorize_cancel))
+        .route("/par", post(oidc::par_post))
         .route("/token", post(oidc::token_post))
         .route("/introspect", post(oidc::introspect_post))
         .route("/revoke", post(oidc::revoke_post))
@@ -57,8 +59,10 @@ pub fn router(state: AppState) -> Router {
         .route("/account", get(web::account_get))
         .route("/account/identity", post(web::identity_post))
         .route("/logout", post(web::logout_post))
+        .route("/logout/end", get(logout::end_session_get).post(logout::end_session_post))
         .route("/lang", get(web::lang_get))
-        .route("/static/app.css", get(web::stylesheet));
+        .route("/static/app.css", get(web::stylesheet))
+        .route("/static/form_post.js", get(oidc::form_post_script));
     if state.demo.is_some() {
         r = r
             .route("/demo", get(demo::home))

@@ -1,4 +1,4 @@
-//! Protocol endpoints: discovery, JWKS, authorize, token, userinfo.
+//! Protocol endpoints: discovery, JWKS, authorize (with form_post), PAR, token, userinfo.
 
 use super::ctx::{WebCtx, urlencoding};
 use super::error::{OAuthJson, no_store};
@@ -7,6 +7,7 @@ use crate::oidc::authorize::RawAuthorizeRequest;
 use crate::oidc::token::{TokenHintRequest, TokenRequest};
 use crate::oidc::{OAuthError, discovery as disco};
 use crate::service::authorize::{self, AuthorizeOutcome};
+use crate::service::par::PushAuth;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, RawQuery, State};
@@ -100,7 +101,7 @@ pub async fn authorize_cancel(State(state): State<AppState>, ctx: WebCtx, body: 
         _ => "the citizen cancelled the sign-in",
     };
     match authorize::cancel(&state, &form.r, reason, now()).await {
-        Ok(Some(url)) => ctx.redirect(&url),
+        Ok(Some(o)) => outcome(ctx, o),
         Ok(None) => expired(ctx),
         Err(e) => service_failure(ctx, e),
     }
@@ -109,6 +110,12 @@ pub async fn authorize_cancel(State(state): State<AppState>, ctx: WebCtx, body: 
 fn outcome(ctx: WebCtx, o: AuthorizeOutcome) -> Response {
     match o {
         AuthorizeOutcome::Redirect(url) => ctx.redirect(&url),
+        AuthorizeOutcome::FormPost { action, fields } => {
+            // The page carries a code or an error for the client: never cached.
+            let mut page = ctx.page(StatusCode::OK, "form_post.html", context! { action => action, fields => fields });
+            page.headers_mut().extend(no_store());
+            page
+        }
         AuthorizeOutcome::ErrorPage(e) => {
             tracing::info!(code = e.code, detail = e.detail.as_deref().unwrap_or(""), "authorization request refused");
             let title = ctx.t("err_authorize_title");
@@ -167,6 +174,38 @@ pub async fn token_post(State(state): State<AppState>, headers: HeaderMap, body:
         Ok(response) => (StatusCode::OK, no_store(), Json(response)).into_response(),
         Err(error) => client_error(error),
     }
+}
+
+/// RFC 9126 pushed authorization requests: 201 with the `request_uri`, or an OAuth JSON error
+/// (§2.3), never a redirect.
+pub async fn par_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    // RFC 9126 §2: parameters "in the HTTP request message body using the
+    // application/x-www-form-urlencoded format".
+    if !form_content_type(&headers) {
+        return OAuthJson::new(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"))
+            .into_response();
+    }
+    let (auth, raw) = match (parse_form::<PushAuth>(&body), parse_form::<RawAuthorizeRequest>(&body)) {
+        (Ok(auth), Ok(raw)) => (auth, raw),
+        (Err(e), _) | (_, Err(e)) => return OAuthJson::new(e).into_response(),
+    };
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match crate::service::par::push(&state, authorization, &auth, &raw, now()).await {
+        Ok(response) => (StatusCode::CREATED, no_store(), Json(response)).into_response(),
+        Err(error) => client_error(error),
+    }
+}
+
+/// The form_post page's auto-submit (no inline script: the CSP is `script-src 'self'`).
+pub async fn form_post_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
+        ],
+        super::pages::FORM_POST_SCRIPT,
+    )
+        .into_response()
 }
 
 fn form_content_type(headers: &HeaderMap) -> bool {

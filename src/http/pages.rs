@@ -15,10 +15,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("account.html", include_str!("../../templates/account.html")),
     ("error.html", include_str!("../../templates/error.html")),
     ("insufficient.html", include_str!("../../templates/insufficient.html")),
+    ("logout_confirm.html", include_str!("../../templates/logout_confirm.html")),
     ("demo.html", include_str!("../../templates/demo.html")),
+    ("form_post.html", include_str!("../../templates/form_post.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("../../static/app.css");
+/// Submits the form_post response page's form (served as a file: the CSP allows no inline script).
+pub const FORM_POST_SCRIPT: &str = include_str!("../../static/form_post.js");
 
 impl Pages {
     pub fn new() -> Result<Self, minijinja::Error> {

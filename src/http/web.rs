@@ -138,7 +138,15 @@ pub async fn login_post(State(state): State<AppState>, mut ctx: WebCtx, body: By
         Ok(account) => match login::start_session(&state, &account, login::password_factor(t), t).await {
             Ok((token, _)) => {
                 if let Some(old) = ctx.session_cookie.take() {
-                    let _ = login::logout(&state, &old, account.id, t).await;
+                    // A live session replaced by this sign-in ends everywhere too (portals told).
+                    match ctx.session.take() {
+                        Some((old_session, _)) => {
+                            let _ = crate::service::logout::end_session(&state, &old_session, t).await;
+                        }
+                        None => {
+                            let _ = login::logout(&state, &old, account.id, t).await;
+                        }
+                    }
                 }
                 ctx.jar = ctx.jar.add(secret_cookie(&state, "session", token, None));
                 let to = after_login(form.r.as_deref());
@@ -350,8 +358,9 @@ pub async fn logout_post(State(state): State<AppState>, mut ctx: WebCtx, body: B
     if !ctx.csrf_ok(&form.csrf) {
         return csrf_failed(ctx);
     }
-    if let (Some(cookie), Some((_, account))) = (ctx.session_cookie.clone(), ctx.session.clone())
-        && let Err(e) = login::logout(&state, &cookie, account.id, now()).await
+    // Ends the session everywhere: its grants revoked, back-channel logout tokens sent.
+    if let Some((session, _)) = ctx.session.clone()
+        && let Err(e) = crate::service::logout::end_session(&state, &session, now()).await
     {
         return service_failure(ctx, e);
     }

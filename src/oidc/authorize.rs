@@ -46,7 +46,24 @@ pub struct ValidatedAuthorize {
     pub code_challenge: Option<String>,
     pub ui_locales: Option<String>,
     pub login_hint: Option<String>,
+    /// How the response goes back; absent in requests parked before form_post existed.
+    #[serde(default)]
+    pub response_mode: ResponseMode,
 }
+
+/// How the authorization response reaches the client.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    /// Parameters in the redirect URI's query (RFC 6749 §4.1.2).
+    #[default]
+    Query,
+    /// An auto-submitted HTML form POSTed to the redirect URI (OAuth 2.0 Form Post Response Mode).
+    FormPost,
+}
+
+/// The prefix of the `request_uri` values the PAR endpoint hands out (RFC 9126 §2.2).
+pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 
 /// What the client asked of the authentication, from `acr_values` and the `claims` parameter.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -63,8 +80,8 @@ pub struct AcrRequest {
 pub enum AuthorizeError {
     /// Unknown client or unregistered redirect URI: shown to the user, never redirected.
     Page(OAuthError),
-    /// Sent back to the client's redirect URI with `state`.
-    Redirect { redirect_uri: String, state: Option<String>, error: OAuthError },
+    /// Sent back to the client's redirect URI with `state`, in the response mode asked for.
+    Redirect { redirect_uri: String, state: Option<String>, response_mode: ResponseMode, error: OAuthError },
 }
 
 const MAX_PARAM_LEN: usize = 2048;
@@ -78,19 +95,82 @@ pub fn client_id(raw: &RawAuthorizeRequest) -> Result<&str, AuthorizeError> {
     }
 }
 
+/// How errors go back before `response_mode` is checked: form_post when the client asked for it
+/// (OAuth 2.0 Form Post Response Mode §2 covers error responses too), else the query.
+fn error_mode(raw: &RawAuthorizeRequest) -> ResponseMode {
+    match raw.response_mode.as_deref() {
+        Some("form_post") => ResponseMode::FormPost,
+        _ => ResponseMode::Query,
+    }
+}
+
+/// RFC 9126 §4: "Authorization server policy MAY dictate, either globally or on a per-client
+/// basis, that PAR be the only means for a client to pass authorization request data. In this
+/// case, the authorization server will refuse, using the invalid_request error code, to process
+/// any request to the authorization endpoint that does not have a request_uri parameter with a
+/// value obtained from the PAR endpoint."
+///
+/// For a request sent straight to the authorization endpoint (not pushed). The redirect URI is
+/// checked first: a registered one gets the error back (the client learns it must push), any
+/// other gets a page, as for every authorization error.
+pub fn check_par_required(raw: &RawAuthorizeRequest, client: &ClientRecord) -> Result<(), AuthorizeError> {
+    if !client.settings.require_par {
+        return Ok(());
+    }
+    let redirect_uri = check_redirect_uri(raw, client).map_err(AuthorizeError::Page)?;
+    Err(AuthorizeError::Redirect {
+        redirect_uri,
+        state: raw.state.clone(),
+        response_mode: error_mode(raw),
+        error: OAuthError::invalid_request("this client must push its authorization requests (PAR, RFC 9126)"),
+    })
+}
+
+/// The random part of a `request_uri` handed out by the PAR endpoint; anything else is not one
+/// of ours.
+pub fn pushed_request_id(request_uri: &str) -> Result<&str, OAuthError> {
+    match request_uri.strip_prefix(REQUEST_URI_PREFIX) {
+        Some(id) if !id.is_empty() && id.len() <= 256 => Ok(id),
+        _ => Err(OAuthError::invalid_request_uri("request_uri was not issued by this provider")),
+    }
+}
+
+/// A pushed request found under its `request_uri`, about to be used for `client`.
+///
+/// RFC 9101 §5 (which RFC 9126 §4 builds on): `client_id` "MUST match the request or
+/// request_uri Request Object's client_id". RFC 9126 §4: the server "MAY omit validation steps
+/// that it performed when the request was pushed, provided that … the authorization server's
+/// policy has not been modified in a way that would affect the outcome": the redirect URI, the
+/// one check whose failure would send the browser elsewhere, is checked again.
+pub fn check_pushed_request(
+    req: &ValidatedAuthorize,
+    pushed_by: &str,
+    client: &ClientRecord,
+) -> Result<(), OAuthError> {
+    if pushed_by != client.id || req.client_id != client.id {
+        return Err(OAuthError::invalid_request_uri("request_uri was issued to another client")
+            .with_detail(format!("pushed by {pushed_by}, used by {}", client.id)));
+    }
+    if !client.redirect_uris.iter().any(|r| r == &req.redirect_uri) {
+        return Err(OAuthError::invalid_request_uri("the pushed redirect_uri is no longer registered"));
+    }
+    Ok(())
+}
+
 /// Runs every check in order; the first failure wins.
 pub fn validate(raw: &RawAuthorizeRequest, client: &ClientRecord) -> Result<ValidatedAuthorize, AuthorizeError> {
     let redirect_uri = check_redirect_uri(raw, client).map_err(AuthorizeError::Page)?;
     let back = |error: OAuthError| AuthorizeError::Redirect {
         redirect_uri: redirect_uri.clone(),
         state: raw.state.clone(),
+        response_mode: error_mode(raw),
         error,
     };
     check_lengths(raw).map_err(back)?;
     check_request_object(raw).map_err(back)?;
     check_response_type(raw).map_err(back)?;
-    check_response_mode(raw).map_err(back)?;
-    let scopes = check_scope(raw).map_err(back)?;
+    let response_mode = check_response_mode(raw).map_err(back)?;
+    let scopes = check_scope(raw, client).map_err(back)?;
     let code_challenge = check_pkce(raw, client).map_err(back)?;
     let (prompt_none, prompt_login) = check_prompt(raw).map_err(back)?;
     let max_age = check_max_age(raw).map_err(back)?;
@@ -108,6 +188,7 @@ pub fn validate(raw: &RawAuthorizeRequest, client: &ClientRecord) -> Result<Vali
         code_challenge,
         ui_locales: raw.ui_locales.clone(),
         login_hint: raw.login_hint.clone(),
+        response_mode,
     })
 }
 
@@ -133,14 +214,17 @@ pub fn check_lengths(raw: &RawAuthorizeRequest) -> Result<(), OAuthError> {
     Ok(())
 }
 
-/// OIDC Core §6: an OP that does not support request objects returns `request_not_supported`
-/// / `request_uri_not_supported`.
+/// OIDC Core §6: an OP that does not support request objects returns `request_not_supported`.
+/// A `request_uri` from the PAR endpoint is resolved before validation (the pushed request was
+/// validated when pushed), so one reaching this check is inside a push, where RFC 9126 §2.1
+/// says: "The request_uri authorization request parameter is one exception, and it MUST NOT be
+/// provided."
 pub fn check_request_object(raw: &RawAuthorizeRequest) -> Result<(), OAuthError> {
     if raw.request.is_some() {
         return Err(OAuthError::request_not_supported("request objects are not supported"));
     }
     if raw.request_uri.is_some() {
-        return Err(OAuthError::request_uri_not_supported("request_uri is not supported"));
+        return Err(OAuthError::invalid_request("request_uri must not be sent in a pushed authorization request"));
     }
     Ok(())
 }
@@ -154,23 +238,34 @@ pub fn check_response_type(raw: &RawAuthorizeRequest) -> Result<(), OAuthError> 
     }
 }
 
-pub fn check_response_mode(raw: &RawAuthorizeRequest) -> Result<(), OAuthError> {
+/// `query` (the default for `code`, OAuth 2.0 Multiple Response Types §2.1) or `form_post`
+/// (OAuth 2.0 Form Post Response Mode §2). `fragment` would put the code where scripts and
+/// history can read it; it is not offered.
+pub fn check_response_mode(raw: &RawAuthorizeRequest) -> Result<ResponseMode, OAuthError> {
     match raw.response_mode.as_deref() {
-        None | Some("query") => Ok(()),
-        Some(_) => Err(OAuthError::invalid_request("only response_mode=query is supported")),
+        None | Some("query") => Ok(ResponseMode::Query),
+        Some("form_post") => Ok(ResponseMode::FormPost),
+        Some(_) => Err(OAuthError::invalid_request("only response_mode=query or form_post is supported")),
     }
 }
 
 /// OIDC Core §3.1.2.1: "OpenID Connect requests MUST contain the openid scope value."
-/// Unknown scopes are dropped (RFC 6749 §3.3).
-pub fn check_scope(raw: &RawAuthorizeRequest) -> Result<Vec<String>, OAuthError> {
+/// RFC 6749 §3.3: "The authorization server MAY fully or partially ignore the scope requested by
+/// the client, based on the authorization server policy": scopes we do not know and scopes the
+/// client is not registered for (`settings.scopes`) are dropped. A client not registered for
+/// `openid` cannot make an OpenID Connect request at all.
+pub fn check_scope(raw: &RawAuthorizeRequest, client: &ClientRecord) -> Result<Vec<String>, OAuthError> {
     let requested: Vec<&str> = raw.scope.as_deref().unwrap_or("").split(' ').filter(|s| !s.is_empty()).collect();
     if !requested.contains(&"openid") {
         return Err(OAuthError::invalid_scope("the openid scope is required"));
     }
+    let allowed = |s: &str| SUPPORTED_SCOPES.contains(&s) && client.settings.scopes.iter().any(|c| c == s);
+    if !allowed("openid") {
+        return Err(OAuthError::invalid_scope("the client is not registered for the openid scope"));
+    }
     let mut scopes: Vec<String> = Vec::new();
     for s in requested {
-        if SUPPORTED_SCOPES.contains(&s) && !scopes.iter().any(|x| x == s) {
+        if allowed(s) && !scopes.iter().any(|x| x == s) {
             scopes.push(s.to_string());
         }
     }

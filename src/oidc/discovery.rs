@@ -27,6 +27,15 @@ pub struct ExtraMetadata {
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
     /// RFC 9207: we send `iss` in every authorization response.
     pub authorization_response_iss_parameter_supported: bool,
+    /// RFC 9126 §5.
+    pub pushed_authorization_request_endpoint: String,
+    /// RFC 9126 §5: only some clients are required to push (`require_par`), not all.
+    pub require_pushed_authorization_requests: bool,
+    /// OpenID Connect RP-Initiated Logout 1.0 §2.1.
+    pub end_session_endpoint: String,
+    /// OpenID Connect Back-Channel Logout 1.0 §2.1: logout tokens are sent, and carry `sid`.
+    pub backchannel_logout_supported: bool,
+    pub backchannel_logout_session_supported: bool,
 }
 
 impl AdditionalProviderMetadata for ExtraMetadata {}
@@ -91,6 +100,11 @@ pub fn metadata(issuer: &str, algs: &[SigningAlg]) -> Result<XacthucProviderMeta
             introspection_endpoint: url("/introspect"),
             introspection_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS.iter().map(|s| s.to_string()).collect(),
             authorization_response_iss_parameter_supported: true,
+            pushed_authorization_request_endpoint: url("/par"),
+            require_pushed_authorization_requests: false,
+            end_session_endpoint: url("/logout/end"),
+            backchannel_logout_supported: true,
+            backchannel_logout_session_supported: true,
         },
     )
     .set_token_endpoint(Some(TokenUrl::new(url("/token"))?))
@@ -102,7 +116,7 @@ pub fn metadata(issuer: &str, algs: &[SigningAlg]) -> Result<XacthucProviderMeta
         CoreGrantType::RefreshToken,
         CoreGrantType::ClientCredentials,
     ]))
-    .set_response_modes_supported(Some(vec![CoreResponseMode::Query]))
+    .set_response_modes_supported(Some(vec![CoreResponseMode::Query, CoreResponseMode::FormPost]))
     .set_acr_values_supported(Some(Acr::all().iter().map(|a| AuthenticationContextClass::new(a.to_string())).collect()))
     .set_token_endpoint_auth_methods_supported(Some(vec![
         CoreClientAuthMethod::ClientSecretBasic,

@@ -48,6 +48,9 @@ impl OAuthError {
         interaction_required => 400,
         request_not_supported => 400,
         request_uri_not_supported => 400,
+        // OIDC Core §3.1.2.6, RFC 9101 §7: the request_uri is unknown, expired, used or not
+        // the client's (RFC 9126 §4).
+        invalid_request_uri => 400,
         unmet_authentication_requirements => 400,
         // RFC 6750 §3.1
         invalid_token => 401,

@@ -10,6 +10,7 @@ pub mod client_auth;
 pub mod discovery;
 pub mod error;
 pub mod id_token;
+pub mod logout;
 pub mod pkce;
 pub mod token;
 

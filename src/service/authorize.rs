@@ -7,15 +7,20 @@ use crate::assurance::{AsLevel, Mechanism};
 use crate::crypto::random::hash_token;
 use crate::oidc::OAuthError;
 use crate::oidc::authorize::{
-    self, AuthorizeDecision, AuthorizeError, RawAuthorizeRequest, SessionView, ValidatedAuthorize,
+    self, AuthorizeDecision, AuthorizeError, RawAuthorizeRequest, ResponseMode, SessionView, ValidatedAuthorize,
 };
-use crate::store::{Account, AuthCodeRecord, CodeData, GrantAuth, GrantRecord, PendingAuthorization, SessionRecord};
+use crate::store::{
+    Account, AuthCodeRecord, ClientRecord, CodeData, GrantAuth, GrantRecord, PendingAuthorization, SessionRecord,
+};
 use uuid::Uuid;
 
 #[derive(Debug)]
 pub enum AuthorizeOutcome {
     /// Back to the client: a code, or an error (URL ready to use).
     Redirect(String),
+    /// Back to the client with `response_mode=form_post`: a page whose form POSTs `fields` to
+    /// `action` (the redirect URI).
+    FormPost { action: String, fields: Vec<(String, String)> },
     /// Unknown client or bad redirect URI: a page, never a redirect.
     ErrorPage(OAuthError),
     /// The citizen must sign in; the request waits under `pending`.
@@ -46,13 +51,32 @@ fn redirect_with(redirect_uri: &str, params: &[(&str, Option<&str>)]) -> Result<
     Ok(url.to_string())
 }
 
-fn error_redirect(
+/// The authorization response (a code or an error) in the request's response mode: the query
+/// of a redirect, or (form_post) "HTML form values that are auto-submitted in the User Agent,
+/// and thus are transmitted via the HTTP POST method to the Client" (Form Post Response Mode §2).
+fn respond(
+    mode: ResponseMode,
+    redirect_uri: &str,
+    params: &[(&str, Option<&str>)],
+) -> Result<AuthorizeOutcome, ServiceError> {
+    match mode {
+        ResponseMode::Query => redirect_with(redirect_uri, params).map(AuthorizeOutcome::Redirect),
+        ResponseMode::FormPost => Ok(AuthorizeOutcome::FormPost {
+            action: redirect_uri.to_string(),
+            fields: params.iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v.to_string()))).collect(),
+        }),
+    }
+}
+
+fn error_response(
     state: &AppState,
+    mode: ResponseMode,
     redirect_uri: &str,
     st: Option<&str>,
     e: &OAuthError,
-) -> Result<String, ServiceError> {
-    redirect_with(
+) -> Result<AuthorizeOutcome, ServiceError> {
+    respond(
+        mode,
         redirect_uri,
         &[
             ("error", Some(e.code)),
@@ -85,14 +109,43 @@ pub async fn start(
     let Some(client) = state.store.get_client(client_id).await? else {
         return Ok(AuthorizeOutcome::ErrorPage(OAuthError::invalid_request("unknown client_id")));
     };
-    let req = match authorize::validate(raw, &client) {
-        Ok(req) => req,
-        Err(AuthorizeError::Page(e)) => return Ok(AuthorizeOutcome::ErrorPage(e)),
-        Err(AuthorizeError::Redirect { redirect_uri, state: st, error }) => {
-            return Ok(AuthorizeOutcome::Redirect(error_redirect(state, &redirect_uri, st.as_deref(), &error)?));
+    let req = if let Some(request_uri) = raw.request_uri.as_deref() {
+        // A pushed request: its parameters replace every other one of this request. Its errors
+        // are pages, since only the pushed request knows where to send the browser.
+        match pushed(state, &client, request_uri, now).await? {
+            Ok(req) => req,
+            Err(e) => return Ok(AuthorizeOutcome::ErrorPage(e)),
+        }
+    } else {
+        match authorize::check_par_required(raw, &client).and_then(|()| authorize::validate(raw, &client)) {
+            Ok(req) => req,
+            Err(AuthorizeError::Page(e)) => return Ok(AuthorizeOutcome::ErrorPage(e)),
+            Err(AuthorizeError::Redirect { redirect_uri, state: st, response_mode, error }) => {
+                return error_response(state, response_mode, &redirect_uri, st.as_deref(), &error);
+            }
         }
     };
     proceed(state, req, None, session, None, now).await
+}
+
+/// Takes the request pushed under `request_uri` (RFC 9126 §4): single use ("Authorization
+/// servers SHOULD treat request_uri values as one-time use"), and "An expired request_uri MUST
+/// be rejected as invalid."
+async fn pushed(
+    state: &AppState,
+    client: &ClientRecord,
+    request_uri: &str,
+    now: i64,
+) -> Result<Result<ValidatedAuthorize, OAuthError>, ServiceError> {
+    let id = match authorize::pushed_request_id(request_uri) {
+        Ok(id) => id,
+        Err(e) => return Ok(Err(e)),
+    };
+    let Some(pushed) = state.store.take_pushed_request(&hash_token(id), &client.id, now).await? else {
+        return Ok(Err(OAuthError::invalid_request_uri("request_uri is unknown, expired or already used")));
+    };
+    let req: ValidatedAuthorize = serde_json::from_str(&pushed.request_json).map_err(ServiceError::internal)?;
+    Ok(authorize::check_pushed_request(&req, &pushed.client_id, client).map(|()| req))
 }
 
 /// Continues a parked request after the citizen signed in.
@@ -109,13 +162,18 @@ pub async fn resume(
 }
 
 /// The citizen gives up (or cannot meet the requirement): `access_denied` to the client.
-pub async fn cancel(state: &AppState, pending: &str, reason: &str, now: i64) -> Result<Option<String>, ServiceError> {
+pub async fn cancel(
+    state: &AppState,
+    pending: &str,
+    reason: &str,
+    now: i64,
+) -> Result<Option<AuthorizeOutcome>, ServiceError> {
     let Some((req, _)) = load_pending(state, pending, now).await? else {
         return Ok(None);
     };
     state.store.delete_pending_authorization(&hash_token(pending)).await?;
     let e = OAuthError::access_denied(reason);
-    error_redirect(state, &req.redirect_uri, req.state.as_deref(), &e).map(Some)
+    error_response(state, req.response_mode, &req.redirect_uri, req.state.as_deref(), &e).map(Some)
 }
 
 pub async fn pending_info(state: &AppState, pending: &str, now: i64) -> Result<Option<PendingInfo>, ServiceError> {
@@ -180,7 +238,7 @@ async fn proceed(
     });
     let decision = authorize::decide(&req, view.as_ref(), authenticated_after, now);
     let finish = |e: OAuthError| -> Result<AuthorizeOutcome, ServiceError> {
-        Ok(AuthorizeOutcome::Redirect(error_redirect(state, &req.redirect_uri, req.state.as_deref(), &e)?))
+        error_response(state, req.response_mode, &req.redirect_uri, req.state.as_deref(), &e)
     };
     let outcome = match (decision, session) {
         (AuthorizeDecision::Issue { acr, amr, auth_time }, Some((s, a))) => {
@@ -215,10 +273,11 @@ async fn proceed(
                 used_at: None,
             };
             state.store.create_grant_with_code(&grant, &record).await?;
-            AuthorizeOutcome::Redirect(redirect_with(
+            respond(
+                req.response_mode,
                 &req.redirect_uri,
                 &[("code", Some(&code)), ("state", req.state.as_deref()), ("iss", Some(state.issuer()))],
-            )?)
+            )?
         }
         // OIDC Core §3.1.2.1 prompt=none: "The Authorization Server MUST NOT display any
         // authentication or consent user interface pages."

@@ -107,8 +107,9 @@ pub async fn current(
     }
 }
 
+/// Removes a session row that is no longer live (expired): nothing to tell portals about.
 pub async fn logout(state: &AppState, cookie: &str, account: Uuid, now: i64) -> Result<(), ServiceError> {
     let audit = AuditEvent::new(now, "logout", format!("account:{account}")).account(account);
-    state.store.delete_session(&hash_token(cookie), now, &audit).await?;
+    state.store.delete_session(&hash_token(cookie), now, &audit, &[]).await?;
     Ok(())
 }

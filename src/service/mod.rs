@@ -6,6 +6,8 @@ pub mod authorize;
 pub mod clients;
 pub mod keys;
 pub mod login;
+pub mod logout;
+pub mod par;
 pub mod token;
 pub mod userinfo;
 

@@ -223,12 +223,16 @@ fn access_seconds(state: &AppState, client: &ClientRecord) -> i64 {
     client.settings.access_token_seconds.unwrap_or(state.config.tokens.access_token_seconds)
 }
 
-fn signing_key<'a>(state: &'a AppState, client: &ClientRecord) -> Result<&'a signing::SigningKey, OAuthError> {
+fn signing_key(
+    state: &AppState,
+    client: &ClientRecord,
+    now: i64,
+) -> Result<std::sync::Arc<signing::SigningKey>, OAuthError> {
     let alg: SigningAlg = client
         .id_token_alg
         .parse()
         .map_err(|_| internal(format!("client {} has an unknown id_token_alg", client.id)))?;
-    state.keys.key_for(alg).ok_or_else(|| internal(format!("no {alg} signing key")))
+    state.keys.signing_key(alg, now).ok_or_else(|| internal(format!("no {alg} signing key")))
 }
 
 /// Issues an access token (and an ID token when there is an account and `openid` is in scope,
@@ -244,7 +248,7 @@ async fn issue(
     with_refresh: bool,
     now: i64,
 ) -> Result<TokenResponse, OAuthError> {
-    let key = signing_key(state, client)?;
+    let key = &signing_key(state, client, now)?;
     let expires_in = access_seconds(state, client).min((grant.expires_at - now).max(1));
     let sub = match account {
         Some(a) => pairwise_sub(state, &client.id, &a.id),

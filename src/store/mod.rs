@@ -98,7 +98,7 @@ pub trait Store: Send + Sync {
     async fn delete_client(&self, id: &str, audit: &AuditEvent) -> StoreResult<()>;
 
     async fn create_signing_key(&self, key: &SigningKeyRecord, audit: &AuditEvent) -> StoreResult<()>;
-    /// All keys, oldest first, retired ones included.
+    /// All keys, oldest first (by creation, then activation), retired ones included.
     async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
     /// Stops a key signing (it stays published until the caller drops it). Idempotent: the first
     /// retirement time is kept. `NotFound` for an unknown kid.
@@ -110,7 +110,15 @@ pub trait Store: Send + Sync {
     async fn find_session(&self, token_hash: &str, now: i64) -> StoreResult<Option<SessionRecord>>;
     /// Ends the session (sign-out): deletes it, revokes every grant made in it, and appends
     /// `audit`, in one transaction; `false`, and no change or event, when there was none.
-    async fn delete_session(&self, token_hash: &str, at: i64, audit: &AuditEvent) -> StoreResult<bool>;
+    /// `deliveries` (the back-channel logout tokens for the session's clients) are queued in the
+    /// same transaction, so a crash cannot end a session and lose its logout tokens.
+    async fn delete_session(
+        &self,
+        token_hash: &str,
+        at: i64,
+        audit: &AuditEvent,
+        deliveries: &[LogoutDelivery],
+    ) -> StoreResult<bool>;
     /// The unrevoked grants made in a session (whose clients get back-channel logout tokens).
     async fn list_session_grants(&self, session_id: Uuid) -> StoreResult<Vec<GrantRecord>>;
 
@@ -148,14 +156,25 @@ pub trait Store: Send + Sync {
     async fn record_client_assertion(&self, client_id: &str, jti: &str, expires_at: i64) -> StoreResult<bool>;
 
     async fn create_pushed_request(&self, request: &PushedRequest) -> StoreResult<()>;
-    /// Removes and returns the pushed request if it exists and `expires_at > now` (single use).
-    async fn take_pushed_request(&self, uri_hash: &str, now: i64) -> StoreResult<Option<PushedRequest>>;
+    /// Removes and returns the pushed request if it exists, belongs to `client_id` and
+    /// `expires_at > now` (single use). A request presented by another client is left alone, so
+    /// knowing a `request_uri` does not let anyone spend it.
+    async fn take_pushed_request(
+        &self,
+        uri_hash: &str,
+        client_id: &str,
+        now: i64,
+    ) -> StoreResult<Option<PushedRequest>>;
 
     async fn create_logout_deliveries(&self, deliveries: &[LogoutDelivery]) -> StoreResult<()>;
     /// Undelivered deliveries whose `next_attempt_at <= now`, oldest first.
     async fn due_logout_deliveries(&self, now: i64, limit: i64) -> StoreResult<Vec<LogoutDelivery>>;
-    /// Records one attempt: delivered at `delivered_at`, or failed with `error` and retried at
-    /// `next_attempt_at` (`attempts` counts up either way). Appends `audit` when given.
+    /// Claims a due delivery for sending: sets `next_attempt_at = until` if it is undelivered and
+    /// due at `now`. Exactly one of several concurrent claimers (instances) gets `true`.
+    async fn claim_logout_delivery(&self, id: Uuid, now: i64, until: i64) -> StoreResult<bool>;
+    /// Records one attempt of an undelivered delivery: delivered at `delivered_at`, or failed
+    /// with `error` and retried at `next_attempt_at` (`attempts` counts up either way); a
+    /// delivered one is never changed again. Appends `audit` when given.
     async fn record_logout_attempt(
         &self,
         id: Uuid,
@@ -168,7 +187,8 @@ pub trait Store: Send + Sync {
     /// Deletes what can no longer be used: sessions, pending and pushed requests, access and
     /// refresh tokens and `jti` records past their expiry; codes, grants and delivered logout
     /// tokens a day past theirs (kept that long so a late replay is still recognised and
-    /// revokes its grant). Returns the number of rows deleted.
+    /// revokes its grant); logout tokens a week old, delivered or given up. Returns the number
+    /// of rows deleted.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
 
     /// Appends a standalone event (e.g. a failed sign-in) to the chain.

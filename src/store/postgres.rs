@@ -61,6 +61,28 @@ async fn append(conn: &mut PgConnection, event: &AuditEvent) -> StoreResult<()> 
     Ok(())
 }
 
+/// Queues back-channel logout tokens inside the caller's transaction.
+async fn insert_deliveries(conn: &mut PgConnection, deliveries: &[LogoutDelivery]) -> StoreResult<()> {
+    for d in deliveries {
+        sqlx::query(
+            "INSERT INTO logout_deliveries (id, client_id, uri, token, attempts, next_attempt_at, created_at, \
+             delivered_at, last_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(d.id)
+        .bind(&d.client_id)
+        .bind(&d.uri)
+        .bind(&d.token)
+        .bind(d.attempts)
+        .bind(d.next_attempt_at)
+        .bind(d.created_at)
+        .bind(d.delivered_at)
+        .bind(&d.last_error)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> StoreResult<()> {
@@ -241,7 +263,7 @@ impl Store for PgStore {
     async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         Ok(sqlx::query_as::<_, SigningKeyRow>(
             "SELECT kid, alg, private_key_enc, created_at, activates_at, retired_at FROM signing_keys \
-             ORDER BY created_at, kid",
+             ORDER BY created_at, activates_at, kid",
         )
         .fetch_all(&self.pool)
         .await?
@@ -282,8 +304,18 @@ impl Store for PgStore {
         .transpose()
     }
 
-    async fn delete_session(&self, token_hash: &str, at: i64, audit: &AuditEvent) -> StoreResult<bool> {
+    async fn delete_session(
+        &self,
+        token_hash: &str,
+        at: i64,
+        audit: &AuditEvent,
+        deliveries: &[LogoutDelivery],
+    ) -> StoreResult<bool> {
         let mut tx = self.write().await?;
+        // The audit head first, as in every audited write: taking it after the grant rows
+        // deadlocks against a concurrent `revoke_grant` of one of them. When there is no
+        // session, dropping the transaction rolls the append back.
+        append(&mut tx, audit).await?;
         let id: Option<Uuid> = sqlx::query_scalar("DELETE FROM sessions WHERE token_hash = $1 RETURNING id")
             .bind(token_hash)
             .fetch_optional(&mut *tx)
@@ -296,7 +328,7 @@ impl Store for PgStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        append(&mut tx, audit).await?;
+        insert_deliveries(&mut tx, deliveries).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -628,12 +660,18 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn take_pushed_request(&self, uri_hash: &str, now: i64) -> StoreResult<Option<PushedRequest>> {
+    async fn take_pushed_request(
+        &self,
+        uri_hash: &str,
+        client_id: &str,
+        now: i64,
+    ) -> StoreResult<Option<PushedRequest>> {
         Ok(sqlx::query_as::<_, PushedRow>(
-            "DELETE FROM pushed_requests WHERE uri_hash = $1 AND expires_at > $2 \
+            "DELETE FROM pushed_requests WHERE uri_hash = $1 AND client_id = $2 AND expires_at > $3 \
              RETURNING uri_hash, client_id, request_json, created_at, expires_at",
         )
         .bind(uri_hash)
+        .bind(client_id)
         .bind(now)
         .fetch_optional(&self.pool)
         .await?
@@ -642,23 +680,7 @@ impl Store for PgStore {
 
     async fn create_logout_deliveries(&self, deliveries: &[LogoutDelivery]) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        for d in deliveries {
-            sqlx::query(
-                "INSERT INTO logout_deliveries (id, client_id, uri, token, attempts, next_attempt_at, created_at, \
-                 delivered_at, last_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(d.id)
-            .bind(&d.client_id)
-            .bind(&d.uri)
-            .bind(&d.token)
-            .bind(d.attempts)
-            .bind(d.next_attempt_at)
-            .bind(d.created_at)
-            .bind(d.delivered_at)
-            .bind(&d.last_error)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_deliveries(&mut tx, deliveries).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -678,6 +700,20 @@ impl Store for PgStore {
         .collect())
     }
 
+    async fn claim_logout_delivery(&self, id: Uuid, now: i64, until: i64) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "UPDATE logout_deliveries SET next_attempt_at = $1 \
+             WHERE id = $2 AND delivered_at IS NULL AND next_attempt_at <= $3",
+        )
+        .bind(until)
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
     async fn record_logout_attempt(
         &self,
         id: Uuid,
@@ -692,7 +728,7 @@ impl Store for PgStore {
         }
         sqlx::query(
             "UPDATE logout_deliveries SET attempts = attempts + 1, delivered_at = $1, last_error = $2, \
-             next_attempt_at = $3 WHERE id = $4",
+             next_attempt_at = $3 WHERE id = $4 AND delivered_at IS NULL",
         )
         .bind(delivered_at)
         .bind(error)
@@ -722,6 +758,12 @@ impl Store for PgStore {
         {
             n += sqlx::query(sql).bind(now - 86_400).execute(&mut *tx).await?.rows_affected();
         }
+        // Given up (or stuck) deliveries stay a week for the operator, then go.
+        n += sqlx::query("DELETE FROM logout_deliveries WHERE created_at <= $1")
+            .bind(now - 7 * 86_400)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         // A grant goes once nothing of it can be used (its codes and tokens go with it).
         n += sqlx::query("DELETE FROM grants WHERE expires_at <= $1")
             .bind(now - 86_400)

@@ -151,3 +151,219 @@ fn generated_data_key_is_usable() {
     );
     assert!(ok.status.success(), "{}", text(&ok));
 }
+
+/// Runs the binary and returns its output, asserting success.
+fn cli_ok(dir: &std::path::Path, args: &[&str]) -> String {
+    let o = xacthuc(dir, args, &[]);
+    assert!(o.status.success(), "{args:?} failed:\n{}", text(&o));
+    text(&o)
+}
+
+/// Runs the binary, asserting failure with `expect` in the output.
+fn cli_fails(dir: &std::path::Path, args: &[&str], expect: &str) {
+    let o = xacthuc(dir, args, &[]);
+    assert!(
+        !o.status.success() && text(&o).contains(expect),
+        "{args:?}: expected failure with {expect:?}:\n{}",
+        text(&o)
+    );
+}
+
+fn shown_secret(out: &str) -> Option<String> {
+    out.lines().find(|l| l.contains("client secret")).map(|l| l.split_whitespace().last().unwrap().to_string())
+}
+
+fn show(dir: &std::path::Path, id: &str) -> (String, serde_json::Value) {
+    let out = cli_ok(dir, &["client", "show", id]);
+    let json = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    (out, json)
+}
+
+#[tokio::test]
+async fn clients_are_shown_updated_with_a_new_secret_and_removed() {
+    use serde_json::json;
+    use xacthuc::crypto::random::hash_token;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let d = d.as_path();
+    let added = cli_ok(
+        d,
+        &[
+            "client",
+            "add",
+            "--id",
+            "ho-tich",
+            "--redirect-uri",
+            "https://hotich.example.vn/cb",
+            "--alg",
+            "RS256",
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "openid",
+            "--scope",
+            "hotich.read",
+            "--access-token-seconds",
+            "300",
+        ],
+    );
+    let first = shown_secret(&added).expect("a generated secret is shown at registration");
+    let list = cli_ok(d, &["client", "list"]);
+    let line = list.lines().find(|l| l.starts_with("ho-tich\t")).unwrap();
+    assert_eq!(
+        line,
+        "ho-tich\tconfidential\tRS256\tauthorization_code,client_credentials\thttps://hotich.example.vn/cb"
+    );
+    let (out, c) = show(d, "ho-tich");
+    assert!(!out.contains(&first) && !out.contains(&hash_token(&first)), "neither the secret nor its hash: {out}");
+    assert_eq!((c["has_secret"].clone(), c["settings"]["access_token_seconds"].clone()), (json!(true), json!(300)));
+
+    // Only what is given changes; a repeated flag replaces the list.
+    let updated = cli_ok(
+        d,
+        &[
+            "client",
+            "update",
+            "ho-tich",
+            "--name",
+            "Hộ tịch",
+            "--redirect-uri",
+            "https://hotich.example.vn/cb2",
+            "--redirect-uri",
+            "http://127.0.0.1:8081/cb",
+            "--id-token-seconds",
+            "900",
+            "--access-token-seconds",
+            "default",
+            "--always-refresh",
+            "--require-par",
+            "--access-token-format",
+            "jwt",
+            "--post-logout-redirect-uri",
+            "https://hotich.example.vn/bye",
+            "--backchannel-logout-uri",
+            "https://hotich.example.vn/logout",
+        ],
+    );
+    assert_eq!(shown_secret(&updated), None, "no new secret unless asked");
+    let (_, c) = show(d, "ho-tich");
+    assert_eq!(c["name"], "Hộ tịch");
+    assert_eq!(c["redirect_uris"], json!(["https://hotich.example.vn/cb2", "http://127.0.0.1:8081/cb"]));
+    assert_eq!(c["id_token_alg"], "RS256");
+    let s = &c["settings"];
+    assert_eq!(s["grant_types"], json!(["authorization_code", "client_credentials"]));
+    assert_eq!(s["scopes"], json!(["openid", "hotich.read"]));
+    assert_eq!((s["id_token_seconds"].clone(), s["access_token_seconds"].clone()), (json!(900), json!(null)));
+    assert_eq!((s["always_refresh"].clone(), s["require_par"].clone()), (json!(true), json!(true)));
+    assert_eq!(s["access_token_format"], "jwt");
+    assert_eq!(s["post_logout_redirect_uris"], json!(["https://hotich.example.vn/bye"]));
+    assert_eq!(s["backchannel_logout_uri"], "https://hotich.example.vn/logout");
+    cli_ok(d, &["client", "update", "ho-tich", "--always-refresh=false", "--backchannel-logout-uri", ""]);
+    let (_, c) = show(d, "ho-tich");
+    assert_eq!(
+        (c["settings"]["always_refresh"].clone(), c["settings"]["backchannel_logout_uri"].clone()),
+        (json!(false), json!(null))
+    );
+
+    // Refused updates change nothing.
+    cli_fails(d, &["client", "update", "ho-tich", "--id-token-seconds", "0"], "positive");
+    cli_fails(d, &["client", "update", "ho-tich", "--redirect-uri", "http://hotich.example.vn/cb"], "loopback");
+    cli_fails(d, &["client", "update", "ho-tich", "--redirect-uri", "https://hotich.example.vn/cb#top"], "fragment");
+    cli_fails(
+        d,
+        &["client", "update", "ho-tich", "--token-auth", "none"],
+        "public clients cannot use client_credentials",
+    );
+    cli_fails(d, &["client", "update", "ho-tich", "--post-logout-redirect-uri", "http://x.example.vn/"], "loopback");
+    cli_fails(d, &["client", "update", "nobody", "--name", "x"], "no client nobody");
+    assert_eq!(show(d, "ho-tich").1["settings"]["id_token_seconds"], 900);
+
+    // A new secret, shown once; the old one stops working.
+    let rotated = cli_ok(d, &["client", "update", "ho-tich", "--rotate-secret"]);
+    let second = shown_secret(&rotated).expect("the new secret is shown");
+    assert_ne!(first, second);
+    assert!(!show(d, "ho-tich").0.contains(&second));
+    let server = crate::common::TestServer::start_in(dir).await;
+    let token = |secret: String| {
+        let url = server.url("/token");
+        async move {
+            let resp = reqwest::Client::new()
+                .post(url)
+                .basic_auth("ho-tich", Some(secret))
+                .form(&[("grant_type", "client_credentials"), ("scope", "hotich.read")])
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, body) = token(first).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    let (status, body) = token(second).await;
+    assert_eq!(status, 200, "{body}");
+    let at_hash = hash_token(body["access_token"].as_str().unwrap());
+    assert!(server.state.store.find_access_token(&at_hash).await.unwrap().is_some());
+
+    // Removal takes everything issued to the client with it.
+    let removed = cli_ok(d, &["client", "remove", "ho-tich"]);
+    assert!(removed.contains("removed"), "{removed}");
+    assert!(server.state.store.find_access_token(&at_hash).await.unwrap().is_none());
+    cli_fails(d, &["client", "show", "ho-tich"], "no client ho-tich");
+    cli_fails(d, &["client", "remove", "ho-tich"], "no client ho-tich");
+    let kinds: Vec<String> =
+        server.state.store.list_audit(0, 1000).await.unwrap().into_iter().map(|e| e.event.kind).collect();
+    assert!(kinds.contains(&"client.updated".to_string()) && kinds.contains(&"client.removed".to_string()));
+}
+
+#[test]
+fn private_key_jwt_clients_register_public_keys_only() {
+    use xacthuc::crypto::signing::{SigningAlg, SigningKey, generate_pkcs8, jwks};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key =
+        SigningKey::from_pkcs8("k1".into(), SigningAlg::ES256, &generate_pkcs8(SigningAlg::ES256).unwrap()).unwrap();
+    let public = jwks(&[&key]);
+    let mut private = public.clone();
+    private["keys"][0]["d"] = "c2VjcmV0LXNjYWxhcg".into();
+    let file = |name: &str, content: String| {
+        let path = d.join(name);
+        std::fs::write(&path, content).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let good = file("good.json", public.to_string());
+    let bad_json = file("bad.json", "{\"keys\": [".into());
+    let with_d = file("private.json", private.to_string());
+    let symmetric = file("oct.json", r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#.into());
+    let no_keys = file("empty.json", r#"{"keys":[]}"#.into());
+    let add = ["client", "add", "--id", "portal", "--redirect-uri", "https://portal.example.vn/cb"];
+    fn joined<'a>(a: &[&'a str], b: &[&'a str]) -> Vec<&'a str> {
+        [a, b].concat()
+    }
+    cli_fails(d, &joined(&add, &["--token-auth", "private_key_jwt"]), "--jwks-file");
+    cli_fails(d, &joined(&add, &["--token-auth", "private_key_jwt", "--jwks-file", &bad_json]), "not a JSON document");
+    cli_fails(d, &joined(&add, &["--token-auth", "private_key_jwt", "--jwks-file", &with_d]), "private member \"d\"");
+    cli_fails(
+        d,
+        &joined(&add, &["--token-auth", "private_key_jwt", "--jwks-file", &symmetric]),
+        "private member \"k\"",
+    );
+    cli_fails(d, &joined(&add, &["--token-auth", "private_key_jwt", "--jwks-file", &no_keys]), "no keys");
+    cli_fails(
+        d,
+        &joined(&add, &["--public", "--grant-type", "client_credentials"]),
+        "public clients cannot use client_credentials",
+    );
+    let added = cli_ok(d, &joined(&add, &["--token-auth", "private_key_jwt", "--jwks-file", &good]));
+    assert_eq!(shown_secret(&added), None, "a private_key_jwt client has no secret");
+    let (_, c) = show(d, "portal");
+    assert_eq!((c["kind"].as_str(), c["has_secret"].as_bool()), (Some("confidential"), Some(false)));
+    assert_eq!(c["settings"]["token_auth_method"], "private_key_jwt");
+    assert_eq!(c["settings"]["jwks"], public);
+    cli_fails(d, &["client", "update", "portal", "--jwks-file", &with_d], "private member");
+    cli_fails(d, &["client", "update", "portal", "--rotate-secret"], "no secret");
+    // Moving to client_secret generates the secret it needs, shown once.
+    let moved = cli_ok(d, &["client", "update", "portal", "--token-auth", "client_secret"]);
+    assert!(shown_secret(&moved).is_some_and(|s| s.len() >= 32), "{moved}");
+}

@@ -236,3 +236,19 @@ pub async fn authorize_code(
     }
     panic!("no code after 8 steps, last {url}");
 }
+
+impl TestServer {
+    /// A server on an existing data directory (its SQLite database and development data key),
+    /// e.g. one the CLI binary has just written to.
+    pub async fn start_in(dir: tempfile::TempDir) -> TestServer {
+        let dir = Arc::new(dir);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let state = xacthuc::app::build_state(test_config(dir.path(), &base, None), xacthuc::app::now()).await.unwrap();
+        let app = xacthuc::app::router(state.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        TestServer { base, state, http: client(), _dir: dir }
+    }
+}

@@ -17,9 +17,10 @@ use uuid::Uuid;
 use xacthuc::assurance::{AsLevel, Method, VerifiedFactor};
 use xacthuc::audit::{AuditEvent, GENESIS_HASH, StoredAuditEvent, verify_chain};
 use xacthuc::store::{
-    AccessTokenRecord, Account, AccountStatus, AuthCodeRecord, ClientKind, ClientRecord, CodeData, Conflict,
-    ConsumedCode, DynStore, GrantAuth, GrantRecord, IdentityData, PendingAuthorization, SessionRecord,
-    SigningKeyRecord, Store, StoreError, connect,
+    AccessTokenFormat, AccessTokenRecord, Account, AccountStatus, AuthCodeRecord, ClientKind, ClientRecord,
+    ClientSettings, CodeData, Conflict, ConsumedCode, ConsumedRefresh, DynStore, GrantAuth, GrantRecord, IdentityData,
+    LogoutDelivery, PendingAuthorization, PushedRequest, RefreshTokenRecord, SessionRecord, SigningKeyRecord, Store,
+    StoreError, TokenAuthMethod, connect,
 };
 
 /// A fixed "now" (2025-06-15); the store never reads the clock.
@@ -58,6 +59,32 @@ impl Backend {
                     sqlx::query(*sql).execute(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
                 }
                 conn.close().await.unwrap();
+            }
+        }
+    }
+
+    /// Runs a `SELECT COUNT(*) …` on the same database behind the store's back (to see rows no
+    /// store method returns).
+    async fn count(&self, sql: String) -> i64 {
+        use sqlx::Connection;
+        match self.kind {
+            Kind::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                let n = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.clone()))
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                conn.close().await.unwrap();
+                n
+            }
+            Kind::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                let n = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.clone()))
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                conn.close().await.unwrap();
+                n
             }
         }
     }
@@ -138,6 +165,21 @@ on_both_backends! {
     audit_tampering(backend),
     migrations_idempotent(backend),
     purge_expired(store),
+    client_update(store),
+    client_delete(store),
+    signing_key_retirement(store),
+    session_grants(store),
+    session_logout_concurrent(backend),
+    grants(store),
+    refresh_tokens(store),
+    refresh_tokens_concurrent(backend),
+    access_token_deletion(store),
+    client_assertions(store),
+    client_assertions_concurrent(backend),
+    pushed_requests(backend),
+    logout_deliveries(backend),
+    purge_expired_issued(backend),
+    logout_delivery_claims(backend),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -238,6 +280,104 @@ fn code(hash: &str, grant: &GrantRecord) -> AuthCodeRecord {
         created_at: T0,
         expires_at: T0 + 60,
         used_at: None,
+    }
+}
+
+/// A client_credentials grant: the client alone, no account, session or authentication.
+fn client_credentials_grant(client: &ClientRecord) -> GrantRecord {
+    GrantRecord {
+        id: Uuid::new_v4(),
+        client_id: client.id.clone(),
+        account_id: None,
+        session_id: None,
+        scope: "api.hoso.read api.hoso.write".into(),
+        auth: None,
+        created_at: T0,
+        expires_at: T0 + 3600,
+        revoked_at: None,
+    }
+}
+
+fn access_token(hash: &str, grant: &GrantRecord, expires_at: i64) -> AccessTokenRecord {
+    AccessTokenRecord {
+        token_hash: hash.into(),
+        grant_id: grant.id,
+        scope: grant.scope.clone(),
+        created_at: T0,
+        expires_at,
+    }
+}
+
+fn refresh_token(hash: &str, grant: &GrantRecord, expires_at: i64) -> RefreshTokenRecord {
+    RefreshTokenRecord { token_hash: hash.into(), grant_id: grant.id, created_at: T0, expires_at, used_at: None }
+}
+
+fn pushed(uri_hash: &str, client: &ClientRecord, expires_at: i64) -> PushedRequest {
+    PushedRequest {
+        uri_hash: uri_hash.into(),
+        client_id: client.id.clone(),
+        request_json: json!({
+            "client_id": client.id,
+            "redirect_uri": format!("https://{}.example.vn/cb", client.id),
+            "scope": "openid profile",
+            "state": "trạng thái ✓",
+        })
+        .to_string(),
+        created_at: T0 - 10,
+        expires_at,
+    }
+}
+
+fn delivery(client: &ClientRecord, created_at: i64, next_attempt_at: i64) -> LogoutDelivery {
+    LogoutDelivery {
+        id: Uuid::new_v4(),
+        client_id: client.id.clone(),
+        uri: format!("https://{}.example.vn/backchannel-logout", client.id),
+        token: format!("eyJhbGciOiJQUzI1NiIsInR5cCI6ImxvZ291dCtqd3QifQ.logout-{created_at}.c2ln"),
+        attempts: 0,
+        next_attempt_at,
+        created_at,
+        delivered_at: None,
+        last_error: None,
+    }
+}
+
+/// Every setting away from its default, with a JWKS document carrying Vietnamese text.
+fn rich_settings() -> ClientSettings {
+    ClientSettings {
+        token_auth_method: TokenAuthMethod::PrivateKeyJwt,
+        grant_types: vec!["authorization_code".into(), "refresh_token".into(), "client_credentials".into()],
+        scopes: vec!["openid".into(), "profile".into(), "national_id".into()],
+        access_token_format: AccessTokenFormat::Jwt,
+        access_token_seconds: Some(300),
+        id_token_seconds: Some(600),
+        refresh_token_seconds: Some(86_400),
+        refresh_absolute_seconds: Some(30 * 86_400),
+        always_refresh: true,
+        require_par: true,
+        jwks: Some(json!({
+            "keys": [
+                {
+                    "kty": "EC",
+                    "crv": "P-256",
+                    "kid": "khoá-ký-số-1",
+                    "use": "sig",
+                    "alg": "ES256",
+                    "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                    "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+                },
+                {
+                    "kty": "RSA",
+                    "kid": "rsa-2025",
+                    "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECP",
+                    "e": "AQAB",
+                    "x5c": ["MIIC+DCCAeCgAwIBAgIJBIGjYW6hFpn2MA0GCSqGSIb3DQEBBQUAMCMxITAfBgNVBAMTGGN1c3RvbWVyLWRlbW9z"],
+                },
+            ],
+            "ghi_chú": "Khoá công khai của Sở Tư pháp thành phố Hà Nội — \"đã xác minh\" \\ /",
+        })),
+        post_logout_redirect_uris: vec!["https://dvc.example.vn/đã-đăng-xuất".into(), "https://dvc.example.vn/".into()],
+        backchannel_logout_uri: Some("https://dvc.example.vn/backchannel-logout".into()),
     }
 }
 
@@ -450,11 +590,11 @@ async fn sessions(store: &dyn Store) {
     // Sign-out: true (audited) once, then false (nothing to record).
     let before = audit_len(store).await;
     let e = event("logout").account(citizen.id);
-    assert!(store.delete_session("session-hash-1", T0, &e).await.unwrap());
+    assert!(store.delete_session("session-hash-1", T0, &e, &[]).await.unwrap());
     assert_audited(store, before, &e).await;
     assert_eq!(store.find_session("session-hash-1", T0).await.unwrap(), None);
-    assert!(!store.delete_session("session-hash-1", T0, &event("logout")).await.unwrap());
-    assert!(!store.delete_session("session-hash-unknown", T0, &event("logout")).await.unwrap());
+    assert!(!store.delete_session("session-hash-1", T0, &event("logout"), &[]).await.unwrap());
+    assert!(!store.delete_session("session-hash-unknown", T0, &event("logout"), &[]).await.unwrap());
     assert_eq!(audit_len(store).await, before + 1, "deleting no session appends no audit event");
     // Only that session went.
     assert_eq!(store.find_session("session-hash-expired", T0 - 7200).await.unwrap(), Some(expired));
@@ -701,7 +841,7 @@ async fn audit_chain(store: &dyn Store) {
     expected.push(e);
 
     let e = event("logout").account(a.id);
-    assert!(store.delete_session("chain-session", T0, &e).await.unwrap());
+    assert!(store.delete_session("chain-session", T0, &e, &[]).await.unwrap());
     expected.push(e);
 
     let e = AuditEvent::new(T0 + 5, "login.failed", "anonymous");
@@ -870,4 +1010,896 @@ async fn purge_expired(store: &dyn Store) {
     assert!(matches!(store.consume_auth_code("code-recent", T0).await.unwrap(), ConsumedCode::Fresh(..)));
     assert_eq!(store.consume_auth_code("code-old", T0).await.unwrap(), ConsumedCode::NotFound);
     assert_eq!(store.purge_expired(T0).await.unwrap(), 0, "idempotent");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client administration and key rotation.
+
+/// `update_client` replaces everything but the id and the creation time.
+async fn client_update(store: &dyn Store) {
+    let original = client("dvc-danang");
+    let other = client("dvc-hue");
+    for c in [&original, &other] {
+        store.create_client(c, &event("client.created").client(&c.id)).await.unwrap();
+    }
+
+    let updated = ClientRecord {
+        id: original.id.clone(),
+        name: "Cổng dịch vụ công Đà Nẵng — bản mới".into(),
+        kind: ClientKind::Public,
+        secret_hash: None,
+        redirect_uris: vec!["https://dichvucong.danang.gov.vn/đăng-nhập/cb".into(), "vn.gov.danang:/cb".into()],
+        id_token_alg: "ES256".into(),
+        settings: rich_settings(),
+        // Ignored: the creation time is kept.
+        created_at: T0 + 999,
+    };
+    let before = audit_len(store).await;
+    let e = event("client.updated").client(&original.id);
+    store.update_client(&updated, &e).await.unwrap();
+    assert_audited(store, before, &e).await;
+    let stored = ClientRecord { created_at: original.created_at, ..updated.clone() };
+    assert_eq!(store.get_client("dvc-danang").await.unwrap(), Some(stored.clone()), "settings round-trip");
+    assert_eq!(store.get_client("dvc-hue").await.unwrap(), Some(other.clone()), "other clients untouched");
+    let mut listed = store.list_clients().await.unwrap();
+    listed.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(listed, vec![stored.clone(), other.clone()]);
+
+    // And back: confidential with a new secret, default settings (no JWKS).
+    let back = ClientRecord {
+        kind: ClientKind::Confidential,
+        secret_hash: Some("sha256:bmV3LXNlY3JldA".into()),
+        settings: ClientSettings::default(),
+        ..stored.clone()
+    };
+    store.update_client(&back, &event("client.updated").client(&back.id)).await.unwrap();
+    assert_eq!(store.get_client("dvc-danang").await.unwrap(), Some(back.clone()));
+
+    // Unknown client: NotFound, no row created (not an upsert), no audit event.
+    let before = audit_len(store).await;
+    let ghost = ClientRecord { id: "dvc-ghost".into(), ..updated.clone() };
+    let r = store.update_client(&ghost, &event("client.updated").client("dvc-ghost")).await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "update_client of an unknown client: {r:?}");
+    assert_eq!(audit_len(store).await, before, "a failed update_client appends no audit event");
+    assert_eq!(store.get_client("dvc-ghost").await.unwrap(), None);
+    assert_eq!(store.get_client("dvc-danang").await.unwrap(), Some(back));
+    assert_eq!(store.get_client("dvc-hue").await.unwrap(), Some(other));
+}
+
+/// One of everything a client can have issued to it.
+struct Issued {
+    client: ClientRecord,
+    code_grant: GrantRecord,
+    code_hash: String,
+    cc_grant: GrantRecord,
+    access: AccessTokenRecord,
+    cc_access: AccessTokenRecord,
+    refresh: RefreshTokenRecord,
+    pushed: PushedRequest,
+    delivery: LogoutDelivery,
+}
+
+async fn issue_everything(store: &dyn Store, citizen: &Account, id: &str, delivery_at: i64) -> Issued {
+    let client = client(id);
+    store.create_client(&client, &event("client.created").client(id)).await.unwrap();
+    let code_grant = grant(citizen, &client);
+    let code_hash = format!("{id}-code");
+    store.create_grant_with_code(&code_grant, &code(&code_hash, &code_grant)).await.unwrap();
+    let cc_grant = client_credentials_grant(&client);
+    store.create_grant(&cc_grant).await.unwrap();
+    let access = access_token(&format!("{id}-at"), &code_grant, T0 + 300);
+    let cc_access = access_token(&format!("{id}-cc-at"), &cc_grant, T0 + 300);
+    for t in [&access, &cc_access] {
+        store.create_access_token(t).await.unwrap();
+    }
+    let refresh = refresh_token(&format!("{id}-rt"), &code_grant, T0 + 3600);
+    store.create_refresh_token(&refresh).await.unwrap();
+    let pushed = pushed(&format!("{id}-par"), &client, T0 + 60);
+    store.create_pushed_request(&pushed).await.unwrap();
+    let delivery = delivery(&client, delivery_at, delivery_at);
+    store.create_logout_deliveries(std::slice::from_ref(&delivery)).await.unwrap();
+    Issued { client, code_grant, code_hash, cc_grant, access, cc_access, refresh, pushed, delivery }
+}
+
+/// `delete_client` removes the client and everything issued to it, and nothing of anyone else.
+async fn client_delete(store: &dyn Store) {
+    let citizen = account("deletion.citizen", None, AsLevel::As1);
+    store.create_account(&citizen, &event("account.created").account(citizen.id)).await.unwrap();
+    let gone = issue_everything(store, &citizen, "dvc-gone", T0 - 20).await;
+    let kept = issue_everything(store, &citizen, "dvc-kept", T0 - 10).await;
+
+    let before = audit_len(store).await;
+    let e = event("client.deleted").client("dvc-gone");
+    store.delete_client("dvc-gone", &e).await.unwrap();
+    assert_audited(store, before, &e).await;
+
+    // The deleted client and everything issued to it are gone.
+    assert_eq!(store.get_client("dvc-gone").await.unwrap(), None);
+    assert_eq!(store.get_grant(gone.code_grant.id).await.unwrap(), None);
+    assert_eq!(store.get_grant(gone.cc_grant.id).await.unwrap(), None);
+    assert_eq!(store.find_access_token(&gone.access.token_hash).await.unwrap(), None);
+    assert_eq!(store.find_access_token(&gone.cc_access.token_hash).await.unwrap(), None);
+    assert_eq!(store.find_refresh_token(&gone.refresh.token_hash).await.unwrap(), None);
+    assert_eq!(store.consume_auth_code(&gone.code_hash, T0).await.unwrap(), ConsumedCode::NotFound);
+    assert_eq!(store.consume_refresh_token(&gone.refresh.token_hash, T0).await.unwrap(), ConsumedRefresh::NotFound);
+    assert_eq!(store.take_pushed_request(&gone.pushed.uri_hash, "dvc-gone", T0).await.unwrap(), None);
+    assert_eq!(
+        store.due_logout_deliveries(T0 + 1000, 100).await.unwrap(),
+        vec![kept.delivery.clone()],
+        "only the other client's delivery is left"
+    );
+
+    // The other client and its grants, tokens and requests are untouched; so is the account.
+    assert_eq!(store.list_clients().await.unwrap(), vec![kept.client.clone()]);
+    assert_eq!(store.get_account(citizen.id).await.unwrap(), Some(citizen.clone()));
+    assert_eq!(store.get_grant(kept.code_grant.id).await.unwrap(), Some(kept.code_grant.clone()));
+    assert_eq!(store.get_grant(kept.cc_grant.id).await.unwrap(), Some(kept.cc_grant.clone()));
+    assert_eq!(
+        store.find_access_token(&kept.access.token_hash).await.unwrap(),
+        Some((kept.access.clone(), kept.code_grant.clone()))
+    );
+    assert_eq!(
+        store.find_access_token(&kept.cc_access.token_hash).await.unwrap(),
+        Some((kept.cc_access.clone(), kept.cc_grant.clone()))
+    );
+    assert_eq!(
+        store.find_refresh_token(&kept.refresh.token_hash).await.unwrap(),
+        Some((kept.refresh.clone(), kept.code_grant.clone()))
+    );
+    assert!(matches!(store.consume_auth_code(&kept.code_hash, T0).await.unwrap(), ConsumedCode::Fresh(..)));
+    assert_eq!(
+        store.take_pushed_request(&kept.pushed.uri_hash, &kept.pushed.client_id, T0).await.unwrap(),
+        Some(kept.pushed.clone())
+    );
+
+    // Deleting it again, or an unknown client: NotFound, no audit event.
+    let before = audit_len(store).await;
+    for id in ["dvc-gone", "dvc-never"] {
+        let r = store.delete_client(id, &event("client.deleted").client(id)).await;
+        assert!(matches!(r, Err(StoreError::NotFound)), "delete_client({id}): {r:?}");
+    }
+    assert_eq!(audit_len(store).await, before, "a failed delete_client appends no audit event");
+    assert_eq!(store.get_client("dvc-kept").await.unwrap(), Some(kept.client));
+}
+
+/// `retire_signing_key` stamps `retired_at` once; `activates_at` round-trips.
+async fn signing_key_retirement(store: &dyn Store) {
+    let key = |kid: &str, created_at: i64, activates_at: i64, retired_at: Option<i64>| SigningKeyRecord {
+        kid: kid.into(),
+        alg: "PS256".into(),
+        private_key_enc: format!("sealed-pkcs8:{kid}"),
+        created_at,
+        activates_at,
+        retired_at,
+    };
+    let current = key("k-current", T0 - 1000, T0 - 1000, None);
+    // Published a day before it signs.
+    let next = key("k-next", T0, T0 + 86_400, None);
+    let retired = key("k-retired", T0 - 5000, T0 - 4000, Some(T0 - 1000));
+    for k in [&current, &next, &retired] {
+        store.create_signing_key(k, &event("key.created").detail("kid", &k.kid)).await.unwrap();
+    }
+    assert_eq!(store.list_signing_keys().await.unwrap(), vec![retired.clone(), current.clone(), next.clone()]);
+
+    let before = audit_len(store).await;
+    let e = event("key.retired").detail("kid", "k-current");
+    store.retire_signing_key("k-current", T0 + 10, &e).await.unwrap();
+    assert_audited(store, before, &e).await;
+    let current_retired = SigningKeyRecord { retired_at: Some(T0 + 10), ..current.clone() };
+    let expected = vec![retired.clone(), current_retired.clone(), next.clone()];
+    assert_eq!(store.list_signing_keys().await.unwrap(), expected, "only that key retired");
+
+    // Idempotent: the first retirement time is kept.
+    store.retire_signing_key("k-current", T0 + 20, &event("key.retired")).await.unwrap();
+    store.retire_signing_key("k-retired", T0 + 20, &event("key.retired")).await.unwrap();
+    assert_eq!(store.list_signing_keys().await.unwrap(), expected, "retiring again keeps the first time");
+
+    // Unknown kid: NotFound, no key created, no audit event.
+    let before = audit_len(store).await;
+    let r = store.retire_signing_key("k-unknown", T0 + 30, &event("key.retired")).await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "retire_signing_key of an unknown kid: {r:?}");
+    assert_eq!(audit_len(store).await, before, "a failed retire_signing_key appends no audit event");
+    assert_eq!(store.list_signing_keys().await.unwrap(), expected);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Grants, sessions and sign-out.
+
+/// A client_credentials grant (no account, session or auth) and code-flow grants round-trip.
+async fn grants(store: &dyn Store) {
+    let (citizen, portal) = seed(store).await;
+
+    let cc = client_credentials_grant(&portal);
+    store.create_grant(&cc).await.unwrap();
+    assert_eq!(store.get_grant(cc.id).await.unwrap(), Some(cc.clone()));
+
+    let flow = GrantRecord {
+        auth: Some(GrantAuth {
+            acr: "urn:xacthuc:loa:as4:cert".into(),
+            amr: vec!["pwd".into(), "hwk".into(), "sc".into(), "mfa".into()],
+            auth_time: T0 - 42,
+            as_level: 4,
+            mechanism: "chứng thư số".into(),
+        }),
+        ..grant(&citizen, &portal)
+    };
+    store.create_grant_with_code(&flow, &code("grants-code", &flow)).await.unwrap();
+    assert_eq!(store.get_grant(flow.id).await.unwrap(), Some(flow.clone()), "auth round-trips");
+
+    // A code-flow grant stored without a code (the refresh path), already revoked.
+    let bare = GrantRecord { revoked_at: Some(T0 + 5), expires_at: T0 + 30 * 86_400, ..grant(&citizen, &portal) };
+    store.create_grant(&bare).await.unwrap();
+    assert_eq!(store.get_grant(bare.id).await.unwrap(), Some(bare.clone()));
+    assert_eq!(store.get_grant(Uuid::new_v4()).await.unwrap(), None);
+
+    // A taken id fails and changes nothing; neither does a grant-with-code under a taken id.
+    let clash = GrantRecord { scope: "admin".into(), ..flow.clone() };
+    assert!(store.create_grant(&clash).await.is_err(), "duplicate grant id");
+    let clash_cc = GrantRecord { scope: "admin".into(), ..cc.clone() };
+    assert!(store.create_grant_with_code(&clash_cc, &code("grants-clash-code", &clash_cc)).await.is_err());
+    assert_eq!(store.consume_auth_code("grants-clash-code", T0).await.unwrap(), ConsumedCode::NotFound);
+    assert_eq!(store.get_grant(flow.id).await.unwrap(), Some(flow));
+    assert_eq!(store.get_grant(cc.id).await.unwrap(), Some(cc));
+}
+
+fn session(citizen: &Account, token_hash: &str) -> SessionRecord {
+    SessionRecord {
+        id: Uuid::new_v4(),
+        token_hash: token_hash.into(),
+        account_id: citizen.id,
+        factors: vec![VerifiedFactor { method: Method::Password, at: T0 }],
+        created_at: T0,
+        expires_at: T0 + 3600,
+    }
+}
+
+/// `list_session_grants` lists a session's unrevoked grants, oldest first; `delete_session`
+/// revokes exactly those, in the same write as the deletion.
+async fn session_grants(store: &dyn Store) {
+    let (citizen, portal) = seed(store).await;
+    let other = client("session-other");
+    store.create_client(&other, &event("client.created")).await.unwrap();
+    let s1 = session(&citizen, "sg-session-1");
+    let s2 = session(&citizen, "sg-session-2");
+    for s in [&s1, &s2] {
+        store.create_session(s, &event("login.succeeded").account(citizen.id)).await.unwrap();
+    }
+    let in_session = |s: &SessionRecord, c: &ClientRecord, created_at: i64| GrantRecord {
+        session_id: Some(s.id),
+        created_at,
+        ..grant(&citizen, c)
+    };
+    let late = in_session(&s1, &portal, T0 + 30);
+    let early = in_session(&s1, &other, T0 + 10);
+    let revoked = in_session(&s1, &portal, T0 + 20);
+    let elsewhere = in_session(&s2, &portal, T0 + 5);
+    let cc = client_credentials_grant(&portal);
+    // Inserted out of age order.
+    store.create_grant_with_code(&late, &code("sg-code-late", &late)).await.unwrap();
+    store.create_grant(&early).await.unwrap();
+    store.create_grant_with_code(&revoked, &code("sg-code-revoked", &revoked)).await.unwrap();
+    store.create_grant_with_code(&elsewhere, &code("sg-code-elsewhere", &elsewhere)).await.unwrap();
+    store.create_grant(&cc).await.unwrap();
+    let late_token = access_token("sg-at-late", &late, T0 + 300);
+    store.create_access_token(&late_token).await.unwrap();
+    store.revoke_grant(revoked.id, T0 + 25, &event("grant.revoked")).await.unwrap();
+    let revoked = GrantRecord { revoked_at: Some(T0 + 25), ..revoked };
+
+    assert_eq!(store.list_session_grants(s1.id).await.unwrap(), vec![early.clone(), late.clone()], "oldest first");
+    assert_eq!(store.list_session_grants(s2.id).await.unwrap(), vec![elsewhere.clone()]);
+    assert_eq!(store.list_session_grants(Uuid::new_v4()).await.unwrap(), vec![]);
+
+    // Sign-out of session 1 revokes its live grants at `at`, audited once.
+    let before = audit_len(store).await;
+    let e = event("logout").account(citizen.id);
+    assert!(store.delete_session("sg-session-1", T0 + 100, &e, &[]).await.unwrap());
+    assert_audited(store, before, &e).await;
+    let early_out = GrantRecord { revoked_at: Some(T0 + 100), ..early.clone() };
+    let late_out = GrantRecord { revoked_at: Some(T0 + 100), ..late.clone() };
+    assert_eq!(store.get_grant(early.id).await.unwrap(), Some(early_out.clone()));
+    assert_eq!(store.get_grant(late.id).await.unwrap(), Some(late_out.clone()));
+    assert_eq!(store.get_grant(revoked.id).await.unwrap(), Some(revoked.clone()), "first revocation kept");
+    assert_eq!(store.find_access_token("sg-at-late").await.unwrap(), Some((late_token, late_out.clone())));
+    match store.consume_auth_code("sg-code-late", T0 + 101).await.unwrap() {
+        ConsumedCode::Fresh(_, g) => assert_eq!(g, late_out, "the code's grant is revoked"),
+        other => panic!("code of a signed-out grant: {other:?}"),
+    }
+    assert_eq!(store.list_session_grants(s1.id).await.unwrap(), vec![]);
+
+    // Other sessions' grants, and grants without a session, are untouched.
+    assert_eq!(store.get_grant(elsewhere.id).await.unwrap(), Some(elsewhere.clone()));
+    assert_eq!(store.get_grant(cc.id).await.unwrap(), Some(cc.clone()));
+    assert_eq!(store.list_session_grants(s2.id).await.unwrap(), vec![elsewhere.clone()]);
+    assert_eq!(store.find_session("sg-session-2", T0).await.unwrap(), Some(s2));
+
+    // Signing out again (or of an unknown session): false, nothing revoked, no audit event.
+    let before = audit_len(store).await;
+    assert!(!store.delete_session("sg-session-1", T0 + 200, &event("logout"), &[]).await.unwrap());
+    assert!(!store.delete_session("sg-session-unknown", T0 + 200, &event("logout"), &[]).await.unwrap());
+    assert_eq!(audit_len(store).await, before, "deleting no session appends no audit event");
+    assert_eq!(store.get_grant(early.id).await.unwrap(), Some(early_out));
+    assert_eq!(store.get_grant(elsewhere.id).await.unwrap(), Some(elsewhere));
+}
+
+/// Sign-out racing revocations of the same grants (a code replay, an admin) never fails (no
+/// deadlock between the grant rows and the audit chain), and every write lands exactly once.
+async fn session_logout_concurrent(b: &Backend) {
+    const GRANTS: usize = 3;
+    let store = b.store.as_ref();
+    let (citizen, portal) = seed(store).await;
+    let mut audited = audit_len(store).await;
+    for round in 0..12 {
+        let s = session(&citizen, &format!("race-session-{round}"));
+        store.create_session(&s, &event("login.succeeded")).await.unwrap();
+        audited += 1;
+        let grants: Vec<GrantRecord> = (0..GRANTS)
+            .map(|i| GrantRecord { session_id: Some(s.id), created_at: T0 + i as i64, ..grant(&citizen, &portal) })
+            .collect();
+        for g in &grants {
+            store.create_grant(g).await.unwrap();
+        }
+        let barrier = Arc::new(Barrier::new(GRANTS + 1));
+        let mut tasks = Vec::new();
+        {
+            let (store, barrier, hash) = (b.store.clone(), barrier.clone(), s.token_hash.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                assert!(store.delete_session(&hash, T0 + 100, &event("logout"), &[]).await.unwrap());
+            }));
+        }
+        for g in &grants {
+            let (store, barrier, id) = (b.store.clone(), barrier.clone(), g.id);
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                store.revoke_grant(id, T0 + 100, &event("grant.revoked")).await.unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        audited += 1 + GRANTS;
+        for g in &grants {
+            let got = store.get_grant(g.id).await.unwrap().unwrap();
+            assert_eq!(got.revoked_at, Some(T0 + 100), "round {round}");
+        }
+        assert_eq!(store.list_session_grants(s.id).await.unwrap(), vec![]);
+    }
+    let all = audit_all(store).await;
+    assert_eq!(all.len(), audited, "every write audited once");
+    assert_eq!(verify_chain(&all), Ok(()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refresh tokens.
+
+async fn refresh_tokens(store: &dyn Store) {
+    let (citizen, portal) = seed(store).await;
+    let g = grant(&citizen, &portal);
+    store.create_grant_with_code(&g, &code("rt-code", &g)).await.unwrap();
+    let dead = GrantRecord { revoked_at: Some(T0 - 5), ..grant(&citizen, &portal) };
+    store.create_grant(&dead).await.unwrap();
+
+    let fresh = refresh_token("rt-fresh", &g, T0 + 3600);
+    let used = RefreshTokenRecord { used_at: Some(T0 - 10), ..refresh_token("rt-used", &g, T0 + 3600) };
+    let expired = RefreshTokenRecord { created_at: T0 - 7200, ..refresh_token("rt-expired", &g, T0 - 1) };
+    let revoked = refresh_token("rt-revoked", &dead, T0 + 3600);
+    for t in [&fresh, &used, &expired, &revoked] {
+        store.create_refresh_token(t).await.unwrap();
+    }
+
+    // Found whatever their state: the caller decides.
+    assert_eq!(store.find_refresh_token("rt-fresh").await.unwrap(), Some((fresh.clone(), g.clone())));
+    assert_eq!(store.find_refresh_token("rt-used").await.unwrap(), Some((used.clone(), g.clone())));
+    assert_eq!(store.find_refresh_token("rt-expired").await.unwrap(), Some((expired.clone(), g.clone())));
+    assert_eq!(store.find_refresh_token("rt-revoked").await.unwrap(), Some((revoked.clone(), dead.clone())));
+    assert_eq!(store.find_refresh_token("rt-unknown").await.unwrap(), None);
+
+    // Fresh once, marked used at `now`; then AlreadyUsed with the grant, first use time kept.
+    let spent = RefreshTokenRecord { used_at: Some(T0 + 5), ..fresh.clone() };
+    assert_eq!(
+        store.consume_refresh_token("rt-fresh", T0 + 5).await.unwrap(),
+        ConsumedRefresh::Fresh(spent.clone(), g.clone())
+    );
+    for now in [T0 + 6, T0 + 7] {
+        assert_eq!(
+            store.consume_refresh_token("rt-fresh", now).await.unwrap(),
+            ConsumedRefresh::AlreadyUsed(spent.clone(), g.clone())
+        );
+    }
+    assert_eq!(store.find_refresh_token("rt-fresh").await.unwrap(), Some((spent, g.clone())));
+    assert_eq!(
+        store.consume_refresh_token("rt-used", T0).await.unwrap(),
+        ConsumedRefresh::AlreadyUsed(used.clone(), g.clone()),
+        "created used"
+    );
+    assert_eq!(store.consume_refresh_token("rt-unknown", T0).await.unwrap(), ConsumedRefresh::NotFound);
+
+    // Expiry and revocation are the caller's checks.
+    assert_eq!(
+        store.consume_refresh_token("rt-expired", T0).await.unwrap(),
+        ConsumedRefresh::Fresh(RefreshTokenRecord { used_at: Some(T0), ..expired }, g.clone())
+    );
+    assert_eq!(
+        store.consume_refresh_token("rt-revoked", T0).await.unwrap(),
+        ConsumedRefresh::Fresh(RefreshTokenRecord { used_at: Some(T0), ..revoked }, dead)
+    );
+
+    // A taken hash fails and changes nothing.
+    let clash = RefreshTokenRecord { expires_at: T0 + 99_999, ..refresh_token("rt-used", &g, T0) };
+    assert!(store.create_refresh_token(&clash).await.is_err(), "duplicate refresh token hash");
+    assert_eq!(store.find_refresh_token("rt-used").await.unwrap(), Some((used, g.clone())));
+    // So does a token for an unknown grant.
+    let orphan = RefreshTokenRecord { grant_id: Uuid::new_v4(), ..refresh_token("rt-orphan", &g, T0 + 60) };
+    assert!(store.create_refresh_token(&orphan).await.is_err(), "refresh token of an unknown grant");
+    assert_eq!(store.find_refresh_token("rt-orphan").await.unwrap(), None);
+}
+
+/// Exactly one of several concurrent consumers of a refresh token gets `Fresh`.
+async fn refresh_tokens_concurrent(b: &Backend) {
+    const CONSUMERS: i64 = 8;
+    let (citizen, portal) = seed(b.store.as_ref()).await;
+    let g = grant(&citizen, &portal);
+    b.store.create_grant(&g).await.unwrap();
+    for round in 0..4 {
+        let hash = format!("rt-race-{round}");
+        b.store.create_refresh_token(&refresh_token(&hash, &g, T0 + 3600)).await.unwrap();
+        let barrier = Arc::new(Barrier::new(CONSUMERS as usize));
+        let tasks: Vec<_> = (0..CONSUMERS)
+            .map(|i| {
+                let (store, barrier, hash) = (b.store.clone(), barrier.clone(), hash.clone());
+                let now = T0 + 10 + i;
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    (now, store.consume_refresh_token(&hash, now).await.unwrap())
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        let mut losers = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                (now, ConsumedRefresh::Fresh(t, got)) => {
+                    assert_eq!(t.used_at, Some(now));
+                    assert_eq!(got, g);
+                    winners.push(now);
+                }
+                (_, ConsumedRefresh::AlreadyUsed(t, got)) => {
+                    assert_eq!(got, g);
+                    losers.push(t.used_at);
+                }
+                (_, ConsumedRefresh::NotFound) => panic!("round {round}: refresh token not found"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: exactly one Fresh, got {winners:?}");
+        assert_eq!(losers.len(), CONSUMERS as usize - 1);
+        assert!(
+            losers.iter().all(|u| *u == Some(winners[0])),
+            "round {round}: every AlreadyUsed sees the winner's used_at {}: {losers:?}",
+            winners[0]
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Access token revocation (RFC 7009).
+
+async fn access_token_deletion(store: &dyn Store) {
+    let (citizen, portal) = seed(store).await;
+    let g = grant(&citizen, &portal);
+    store.create_grant(&g).await.unwrap();
+    let cc = client_credentials_grant(&portal);
+    store.create_grant(&cc).await.unwrap();
+    let t1 = access_token("del-at-1", &g, T0 + 300);
+    let t2 = access_token("del-at-2", &g, T0 + 300);
+    let t3 = access_token("del-at-cc", &cc, T0 + 300);
+    for t in [&t1, &t2, &t3] {
+        store.create_access_token(t).await.unwrap();
+    }
+
+    let before = audit_len(store).await;
+    let e = event("token.revoked").client(&portal.id);
+    store.delete_access_token("del-at-1", &e).await.unwrap();
+    assert_audited(store, before, &e).await;
+    assert_eq!(store.find_access_token("del-at-1").await.unwrap(), None);
+
+    // Only that token: its sibling, the other grant's token and the grant itself stay.
+    assert_eq!(store.find_access_token("del-at-2").await.unwrap(), Some((t2, g.clone())));
+    assert_eq!(store.find_access_token("del-at-cc").await.unwrap(), Some((t3, cc.clone())));
+    assert_eq!(store.get_grant(g.id).await.unwrap(), Some(g));
+    assert_eq!(store.get_grant(cc.id).await.unwrap(), Some(cc));
+
+    // Idempotent: deleting it again, or an unknown token, succeeds.
+    store.delete_access_token("del-at-1", &event("token.revoked")).await.unwrap();
+    store.delete_access_token("del-at-unknown", &event("token.revoked")).await.unwrap();
+    assert_eq!(store.find_access_token("del-at-1").await.unwrap(), None);
+    assert_eq!(verify_chain(&audit_all(store).await), Ok(()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// private_key_jwt assertion replay.
+
+async fn client_assertions(store: &dyn Store) {
+    let (_, a) = seed(store).await;
+    let (_, b) = seed(store).await;
+    assert!(store.record_client_assertion(&a.id, "jti-1", T0 + 60).await.unwrap(), "first use");
+    assert!(!store.record_client_assertion(&a.id, "jti-1", T0 + 60).await.unwrap(), "replay");
+    assert!(!store.record_client_assertion(&a.id, "jti-1", T0 + 120).await.unwrap(), "replay, other expiry");
+    assert!(store.record_client_assertion(&b.id, "jti-1", T0 + 60).await.unwrap(), "same jti, other client");
+    assert!(!store.record_client_assertion(&b.id, "jti-1", T0 + 60).await.unwrap());
+    assert!(store.record_client_assertion(&a.id, "jti-2", T0 + 60).await.unwrap(), "other jti");
+    assert!(store.record_client_assertion(&a.id, "JTI-1", T0 + 60).await.unwrap(), "jti compared exactly");
+    let long = format!("jti-ổn-định-{}", "x".repeat(400));
+    assert!(store.record_client_assertion(&a.id, &long, T0 + 60).await.unwrap());
+    assert!(!store.record_client_assertion(&a.id, &long, T0 + 60).await.unwrap());
+}
+
+/// Concurrent uses of one `jti`: exactly one `true` per client.
+async fn client_assertions_concurrent(b: &Backend) {
+    const PER_CLIENT: usize = 6;
+    let (_, x) = seed(b.store.as_ref()).await;
+    let (_, y) = seed(b.store.as_ref()).await;
+    for round in 0..4 {
+        let jti = format!("jti-race-{round}");
+        let barrier = Arc::new(Barrier::new(2 * PER_CLIENT));
+        let tasks: Vec<_> = (0..2 * PER_CLIENT)
+            .map(|i| {
+                let client_id = if i % 2 == 0 { x.id.clone() } else { y.id.clone() };
+                let (store, barrier, jti) = (b.store.clone(), barrier.clone(), jti.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let fresh = store.record_client_assertion(&client_id, &jti, T0 + 60).await.unwrap();
+                    (client_id, fresh)
+                })
+            })
+            .collect();
+        let mut fresh = Vec::new();
+        for t in tasks {
+            let (client_id, ok) = t.await.unwrap();
+            if ok {
+                fresh.push(client_id);
+            }
+        }
+        fresh.sort();
+        let mut expected = vec![x.id.clone(), y.id.clone()];
+        expected.sort();
+        assert_eq!(fresh, expected, "round {round}: exactly one true per client");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pushed authorization requests (RFC 9126).
+
+async fn pushed_requests(b: &Backend) {
+    let store = b.store.as_ref();
+    let (_, portal) = seed(store).await;
+    let live = pushed("par-live", &portal, T0 + 60);
+    let expired = pushed("par-expired", &portal, T0 - 1);
+    let edge = pushed("par-edge", &portal, T0 + 30);
+    for r in [&live, &expired, &edge] {
+        store.create_pushed_request(r).await.unwrap();
+    }
+
+    // Single use: taken once, then gone.
+    // Another client presenting the URI gets nothing and does not spend it.
+    assert_eq!(store.take_pushed_request("par-live", "someone-else", T0).await.unwrap(), None, "foreign client");
+    assert_eq!(store.take_pushed_request("par-live", &portal.id, T0).await.unwrap(), Some(live.clone()));
+    assert_eq!(store.take_pushed_request("par-live", &portal.id, T0).await.unwrap(), None, "second take");
+    // Not taken once `expires_at <= now`, and a failed take changes nothing.
+    assert_eq!(store.take_pushed_request("par-expired", &portal.id, T0).await.unwrap(), None, "expired");
+    assert_eq!(store.take_pushed_request("par-edge", &portal.id, T0 + 30).await.unwrap(), None, "expires_at == now");
+    assert_eq!(store.take_pushed_request("par-unknown", &portal.id, T0).await.unwrap(), None);
+
+    // A taken hash fails and leaves the original.
+    let clash = PushedRequest { request_json: "{\"forged\":true}".into(), ..edge.clone() };
+    assert!(store.create_pushed_request(&clash).await.is_err(), "duplicate request_uri hash");
+    assert_eq!(store.take_pushed_request("par-edge", &portal.id, T0 + 29).await.unwrap(), Some(edge));
+    // So does a request for an unknown client.
+    let stray = PushedRequest { client_id: "no-such-client".into(), ..pushed("par-stray", &portal, T0 + 60) };
+    assert!(store.create_pushed_request(&stray).await.is_err(), "pushed request of an unknown client");
+    assert_eq!(store.take_pushed_request("par-stray", &portal.id, T0).await.unwrap(), None);
+
+    // Concurrent takers: exactly one gets it.
+    const TAKERS: usize = 8;
+    for round in 0..4 {
+        let r = pushed(&format!("par-race-{round}"), &portal, T0 + 60);
+        store.create_pushed_request(&r).await.unwrap();
+        let barrier = Arc::new(Barrier::new(TAKERS));
+        let tasks: Vec<_> = (0..TAKERS)
+            .map(|_| {
+                let (store, barrier, hash) = (b.store.clone(), barrier.clone(), r.uri_hash.clone());
+                let client_id = portal.id.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.take_pushed_request(&hash, &client_id, T0).await.unwrap()
+                })
+            })
+            .collect();
+        let mut taken = Vec::new();
+        for t in tasks {
+            taken.extend(t.await.unwrap());
+        }
+        assert_eq!(taken, vec![r], "round {round}: exactly one taker");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Back-channel logout deliveries.
+
+async fn logout_deliveries(b: &Backend) {
+    let store = b.store.as_ref();
+    let (_, portal) = seed(store).await;
+    let d1 = delivery(&portal, T0 - 30, T0 - 30);
+    let d2 = delivery(&portal, T0 - 20, T0 - 20);
+    let later = delivery(&portal, T0 - 10, T0 + 100);
+    let delivered = LogoutDelivery { attempts: 1, delivered_at: Some(T0 - 35), ..delivery(&portal, T0 - 40, T0 - 40) };
+    let d5 = delivery(&portal, T0 - 5, T0);
+    // Inserted out of age order, in one call.
+    store
+        .create_logout_deliveries(&[d2.clone(), later.clone(), d1.clone(), delivered.clone(), d5.clone()])
+        .await
+        .unwrap();
+    store.create_logout_deliveries(&[]).await.unwrap();
+
+    // Undelivered and due (`next_attempt_at <= now`), oldest first, at most `limit`.
+    assert_eq!(store.due_logout_deliveries(T0, 10).await.unwrap(), vec![d1.clone(), d2.clone(), d5.clone()]);
+    assert_eq!(store.due_logout_deliveries(T0, 2).await.unwrap(), vec![d1.clone(), d2.clone()], "limit");
+    assert_eq!(store.due_logout_deliveries(T0, 0).await.unwrap(), vec![]);
+    assert_eq!(store.due_logout_deliveries(T0 - 1, 10).await.unwrap(), vec![d1.clone(), d2.clone()]);
+    assert_eq!(store.due_logout_deliveries(T0 - 31, 10).await.unwrap(), vec![]);
+    assert_eq!(
+        store.due_logout_deliveries(T0 + 100, 10).await.unwrap(),
+        vec![d1.clone(), d2.clone(), later.clone(), d5.clone()]
+    );
+
+    // The batch is atomic: one clashing id and none of it is stored.
+    let fresh = delivery(&portal, T0 - 25, T0 - 25);
+    let clash = LogoutDelivery { uri: "https://evil.example/".into(), ..d1.clone() };
+    assert!(store.create_logout_deliveries(&[fresh, clash]).await.is_err(), "duplicate delivery id");
+    assert_eq!(store.due_logout_deliveries(T0, 10).await.unwrap(), vec![d1.clone(), d2.clone(), d5.clone()]);
+
+    // Delivered: no longer due; not audited when no event is given.
+    let before = audit_len(store).await;
+    store.record_logout_attempt(d1.id, Some(T0 + 1), None, T0 + 1, None).await.unwrap();
+    assert_eq!(audit_len(store).await, before);
+    assert_eq!(store.due_logout_deliveries(T0 + 1000, 10).await.unwrap(), vec![d2.clone(), later.clone(), d5.clone()]);
+    let sql = format!("SELECT COUNT(*) FROM logout_deliveries WHERE delivered_at = {} AND attempts = 1", T0 + 1);
+    assert_eq!(b.count(sql).await, 1, "a delivery counts as an attempt");
+
+    // Failed: retried at `next_attempt_at`, attempts counted, the error kept; audited.
+    let e = event("logout.delivery_failed").client(&portal.id);
+    let error = "HTTP 503 — Dịch vụ tạm ngừng";
+    store.record_logout_attempt(d2.id, None, Some(error), T0 + 60, Some(&e)).await.unwrap();
+    assert_audited(store, before, &e).await;
+    let d2_failed =
+        LogoutDelivery { attempts: 1, next_attempt_at: T0 + 60, last_error: Some(error.into()), ..d2.clone() };
+    assert_eq!(store.due_logout_deliveries(T0 + 59, 10).await.unwrap(), vec![d5.clone()], "not before its retry");
+    assert_eq!(store.due_logout_deliveries(T0 + 60, 10).await.unwrap(), vec![d2_failed.clone(), d5.clone()]);
+
+    // Failed again: attempts keep counting, the latest error is kept.
+    store.record_logout_attempt(d2.id, None, Some("timeout"), T0 + 180, None).await.unwrap();
+    let d2_failed = LogoutDelivery { attempts: 2, next_attempt_at: T0 + 180, last_error: Some("timeout".into()), ..d2 };
+    assert_eq!(
+        store.due_logout_deliveries(T0 + 180, 10).await.unwrap(),
+        vec![d2_failed.clone(), later.clone(), d5.clone()]
+    );
+
+    // Then delivered, audited: gone from the due list; the others are untouched.
+    let before = audit_len(store).await;
+    let e = event("logout.delivered").client(&portal.id);
+    store.record_logout_attempt(d2_failed.id, Some(T0 + 181), None, T0 + 181, Some(&e)).await.unwrap();
+    assert_audited(store, before, &e).await;
+    assert_eq!(store.due_logout_deliveries(T0 + 1000, 10).await.unwrap(), vec![later, d5]);
+    let sql = format!("SELECT COUNT(*) FROM logout_deliveries WHERE delivered_at = {} AND attempts = 3", T0 + 181);
+    assert_eq!(b.count(sql).await, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Housekeeping of what the newer flows issue.
+
+/// Pushed requests, refresh tokens and `jti` records go at expiry; delivered logout tokens and
+/// grants a day after (a grant with its codes and tokens); nothing usable goes.
+async fn purge_expired_issued(b: &Backend) {
+    const DAY: i64 = 86_400;
+    let store = b.store.as_ref();
+    let (citizen, portal) = seed(store).await;
+
+    // A live grant: its unexpired tokens stay, its expired ones go.
+    let live = GrantRecord { created_at: T0 - 100, ..grant(&citizen, &portal) };
+    let live_code = AuthCodeRecord {
+        created_at: T0 - 100,
+        expires_at: T0 - 40,
+        used_at: Some(T0 - 90),
+        ..code("pi-live-code", &live)
+    };
+    store.create_grant_with_code(&live, &live_code).await.unwrap();
+    store.create_access_token(&access_token("pi-at-live", &live, T0 + 60)).await.unwrap();
+    store.create_access_token(&access_token("pi-at-dead", &live, T0 - 60)).await.unwrap(); // 1
+    store.create_refresh_token(&refresh_token("pi-rt-live", &live, T0 + 3600)).await.unwrap();
+    let used = RefreshTokenRecord { used_at: Some(T0 - 50), ..refresh_token("pi-rt-used", &live, T0 + 3600) };
+    store.create_refresh_token(&used).await.unwrap();
+    store.create_refresh_token(&refresh_token("pi-rt-dead", &live, T0)).await.unwrap(); // 2
+
+    // Ended less than a day ago: the grant stays (a late replay still finds it).
+    let ended = GrantRecord { created_at: T0 - 2 * DAY, expires_at: T0 - DAY + 1, ..grant(&citizen, &portal) };
+    store.create_grant(&ended).await.unwrap();
+    store.create_refresh_token(&refresh_token("pi-rt-ended", &ended, T0 - DAY + 1)).await.unwrap(); // 3
+
+    // Ended a day ago: the grant goes, with its code and tokens.
+    let old = GrantRecord { created_at: T0 - 30 * DAY, expires_at: T0 - DAY, ..grant(&citizen, &portal) };
+    let old_code = AuthCodeRecord {
+        created_at: T0 - 30 * DAY,
+        expires_at: T0 - 30 * DAY + 60,
+        used_at: Some(T0 - 30 * DAY + 5),
+        ..code("pi-old-code", &old)
+    };
+    store.create_grant_with_code(&old, &old_code).await.unwrap(); // 4, 5
+    store.create_access_token(&access_token("pi-old-at", &old, T0 - 30 * DAY + 300)).await.unwrap(); // 6
+    let old_used =
+        RefreshTokenRecord { used_at: Some(T0 - 20 * DAY), ..refresh_token("pi-old-rt-used", &old, T0 - DAY) };
+    store.create_refresh_token(&old_used).await.unwrap(); // 7
+    store.create_refresh_token(&refresh_token("pi-old-rt", &old, T0 - DAY)).await.unwrap(); // 8
+
+    // A revoked client_credentials grant that ended two days ago, and its token.
+    let cc = GrantRecord {
+        created_at: T0 - 3 * DAY,
+        expires_at: T0 - 2 * DAY,
+        revoked_at: Some(T0 - 3 * DAY + 10),
+        ..client_credentials_grant(&portal)
+    };
+    store.create_grant(&cc).await.unwrap(); // 9
+    store.create_access_token(&access_token("pi-cc-at", &cc, T0 - 3 * DAY + 300)).await.unwrap(); // 10
+
+    // A revoked grant that has not ended stays.
+    let revoked = GrantRecord { revoked_at: Some(T0 - 10), ..grant(&citizen, &portal) };
+    store.create_grant(&revoked).await.unwrap();
+
+    // Pushed requests and jti records: gone at `expires_at <= now`.
+    store.create_pushed_request(&pushed("pi-par-live", &portal, T0 + 60)).await.unwrap();
+    store.create_pushed_request(&pushed("pi-par-dead", &portal, T0 - 1)).await.unwrap(); // 11
+    store.create_pushed_request(&pushed("pi-par-edge", &portal, T0)).await.unwrap(); // 12
+    for (jti, expires_at) in [("pi-jti-live", T0 + 60), ("pi-jti-dead", T0 - 1), ("pi-jti-edge", T0)] {
+        assert!(store.record_client_assertion(&portal.id, jti, expires_at).await.unwrap()); // 13, 14
+    }
+
+    // Logout deliveries: delivered a day ago goes, and so does anything a week old (given up);
+    // recently delivered, and undelivered ones still being retried, stay.
+    let delivered_old =
+        LogoutDelivery { attempts: 1, delivered_at: Some(T0 - DAY), ..delivery(&portal, T0 - DAY - 10, T0 - DAY - 10) }; // 15
+    let delivered_recent = LogoutDelivery {
+        attempts: 1,
+        delivered_at: Some(T0 - DAY + 1),
+        ..delivery(&portal, T0 - DAY - 5, T0 - DAY - 5)
+    };
+    let retrying = LogoutDelivery {
+        attempts: 20,
+        last_error: Some("connection refused".into()),
+        ..delivery(&portal, T0 - 3 * DAY, T0 + 60)
+    };
+    let abandoned = LogoutDelivery {
+        attempts: 6,
+        last_error: Some("HTTP 500".into()),
+        ..delivery(&portal, T0 - 7 * DAY, i64::MAX)
+    }; // 16
+    store.create_logout_deliveries(&[delivered_old, delivered_recent, retrying.clone(), abandoned]).await.unwrap();
+
+    let deleted = store.purge_expired(T0).await.unwrap();
+    assert_eq!(
+        deleted, 16,
+        "3 expired refresh tokens of live grants, 2 grants with their code and 4 tokens, 2 pushed requests, \
+         2 jti records, 1 delivered logout token, 1 given up a week ago"
+    );
+
+    // Exactly what should be left.
+    for (table, left) in [
+        ("grants", 3),
+        ("auth_codes", 1),
+        ("access_tokens", 1),
+        ("refresh_tokens", 2),
+        ("pushed_requests", 1),
+        ("client_assertions", 1),
+        ("logout_deliveries", 2),
+    ] {
+        assert_eq!(b.count(format!("SELECT COUNT(*) FROM {table}")).await, left, "rows left in {table}");
+    }
+    assert_eq!(store.get_grant(live.id).await.unwrap(), Some(live.clone()));
+    assert_eq!(store.get_grant(ended.id).await.unwrap(), Some(ended));
+    assert_eq!(store.get_grant(revoked.id).await.unwrap(), Some(revoked));
+    assert_eq!(store.get_grant(old.id).await.unwrap(), None);
+    assert_eq!(store.get_grant(cc.id).await.unwrap(), None);
+    assert!(store.find_access_token("pi-at-live").await.unwrap().is_some());
+    for hash in ["pi-at-dead", "pi-old-at", "pi-cc-at"] {
+        assert_eq!(store.find_access_token(hash).await.unwrap(), None, "{hash}");
+    }
+    assert!(store.find_refresh_token("pi-rt-live").await.unwrap().is_some());
+    assert_eq!(store.find_refresh_token("pi-rt-used").await.unwrap(), Some((used, live.clone())), "kept for replays");
+    for hash in ["pi-rt-dead", "pi-rt-ended", "pi-old-rt-used", "pi-old-rt"] {
+        assert_eq!(store.find_refresh_token(hash).await.unwrap(), None, "{hash}");
+    }
+    assert!(matches!(store.consume_auth_code("pi-live-code", T0).await.unwrap(), ConsumedCode::AlreadyUsed(..)));
+    assert_eq!(store.consume_auth_code("pi-old-code", T0).await.unwrap(), ConsumedCode::NotFound);
+    assert_eq!(store.due_logout_deliveries(T0 + 60, 10).await.unwrap(), vec![retrying]);
+    assert!(!store.record_client_assertion(&portal.id, "pi-jti-live", T0 + 60).await.unwrap(), "still recorded");
+    assert_eq!(store.purge_expired(T0).await.unwrap(), 0, "idempotent");
+    assert!(store.take_pushed_request("pi-par-live", &portal.id, T0).await.unwrap().is_some());
+
+    // A grant's codes and tokens go with it even when their own expiry says otherwise.
+    let short = GrantRecord { created_at: T0, expires_at: T0 + 10, ..grant(&citizen, &portal) };
+    let far = T0 + 30 * DAY;
+    store
+        .create_grant_with_code(&short, &AuthCodeRecord { expires_at: far, ..code("pi-short-code", &short) })
+        .await
+        .unwrap();
+    store.create_access_token(&access_token("pi-short-at", &short, far)).await.unwrap();
+    store.create_refresh_token(&refresh_token("pi-short-rt", &short, far)).await.unwrap();
+    assert!(store.purge_expired(T0 + 10 + DAY).await.unwrap() >= 1);
+    assert_eq!(store.get_grant(short.id).await.unwrap(), None);
+    assert_eq!(store.consume_auth_code("pi-short-code", T0).await.unwrap(), ConsumedCode::NotFound);
+    assert_eq!(store.find_access_token("pi-short-at").await.unwrap(), None);
+    assert_eq!(store.find_refresh_token("pi-short-rt").await.unwrap(), None);
+    assert_eq!(store.get_grant(live.id).await.unwrap(), Some(live), "a live grant stays");
+}
+
+/// `claim_logout_delivery`: of several instances seeing the same due delivery, exactly one
+/// claims (and sends) it; a delivered one is never claimed or changed again; and a session's
+/// end queues its deliveries in the same transaction.
+async fn logout_delivery_claims(b: &Backend) {
+    let store = b.store.as_ref();
+    let (citizen, portal) = seed(store).await;
+    for round in 0..4 {
+        let d = delivery(&portal, T0 + round, T0);
+        store.create_logout_deliveries(std::slice::from_ref(&d)).await.unwrap();
+        let barrier = Arc::new(Barrier::new(6));
+        let tasks: Vec<_> = (0..6)
+            .map(|_| {
+                let (store, barrier) = (b.store.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.claim_logout_delivery(d.id, T0, T0 + 60).await.unwrap()
+                })
+            })
+            .collect();
+        let mut claimed = 0;
+        for t in tasks {
+            claimed += usize::from(t.await.unwrap());
+        }
+        assert_eq!(claimed, 1, "round {round}");
+        assert!(!store.due_logout_deliveries(T0 + 59, 10).await.unwrap().iter().any(|x| x.id == d.id), "leased");
+        // Delivered: a later failure report from a slow instance cannot undo it.
+        store.record_logout_attempt(d.id, Some(T0 + 1), None, T0 + 1, None).await.unwrap();
+        store.record_logout_attempt(d.id, None, Some("late timeout"), T0 + 30, None).await.unwrap();
+        assert!(!store.claim_logout_delivery(d.id, T0 + 10_000, T0 + 10_060).await.unwrap());
+        assert!(store.due_logout_deliveries(T0 + 10_000, 10).await.unwrap().iter().all(|x| x.id != d.id));
+    }
+    // Not due yet: no claim.
+    let later = delivery(&portal, T0, T0 + 100);
+    store.create_logout_deliveries(std::slice::from_ref(&later)).await.unwrap();
+    assert!(!store.claim_logout_delivery(later.id, T0, T0 + 60).await.unwrap());
+    assert!(store.claim_logout_delivery(later.id, T0 + 100, T0 + 160).await.unwrap());
+
+    // Ending a session queues its deliveries atomically; a missing session queues nothing.
+    let session = SessionRecord {
+        id: Uuid::new_v4(),
+        token_hash: "claims-session".into(),
+        account_id: citizen.id,
+        factors: vec![VerifiedFactor { method: Method::Password, at: T0 }],
+        created_at: T0,
+        expires_at: T0 + 3600,
+    };
+    store.create_session(&session, &event("login.succeeded")).await.unwrap();
+    let queued = delivery(&portal, T0 + 500, T0 + 500);
+    assert!(
+        store
+            .delete_session("claims-session", T0 + 500, &event("logout"), std::slice::from_ref(&queued))
+            .await
+            .unwrap()
+    );
+    assert!(store.due_logout_deliveries(T0 + 500, 100).await.unwrap().contains(&queued));
+    let orphan = delivery(&portal, T0 + 600, T0 + 600);
+    assert!(
+        !store
+            .delete_session("claims-session", T0 + 600, &event("logout"), std::slice::from_ref(&orphan))
+            .await
+            .unwrap()
+    );
+    assert!(!store.due_logout_deliveries(T0 + 600, 100).await.unwrap().contains(&orphan));
 }

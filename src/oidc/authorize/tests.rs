@@ -65,7 +65,9 @@ fn validation_table() {
             |r| r.claims = Some(r#"{"id_token":{"acr":{"essential":true,"values":["LoA9"]}}}"#.into()),
             "redirect:unmet_authentication_requirements",
         ),
-        ("form_post not yet", |r| r.response_mode = Some("form_post".into()), "redirect:invalid_request"),
+        ("form_post", |r| r.response_mode = Some("form_post".into()), "ok"),
+        ("fragment", |r| r.response_mode = Some("fragment".into()), "redirect:invalid_request"),
+        ("request_uri inside a push", |r| r.request_uri = Some("urn:x".into()), "redirect:invalid_request"),
     ];
     for (name, mutate, want) in cases {
         let mut r = raw();
@@ -166,4 +168,93 @@ fn decisions() {
         decide(&req(&["urn:xacthuc:loa:as4:1fa", "urn:xacthuc:loa:as3:1fa"], None, false), Some(&as1), None, 1100),
         AuthorizeDecision::InsufficientAssurance { required: AsLevel::As3, current: AsLevel::As1 }
     );
+}
+
+#[test]
+fn response_modes() {
+    type Case = (Option<&'static str>, Result<ResponseMode, &'static str>);
+    let cases: &[Case] = &[
+        (None, Ok(ResponseMode::Query)),
+        (Some("query"), Ok(ResponseMode::Query)),
+        (Some("form_post"), Ok(ResponseMode::FormPost)),
+        (Some("fragment"), Err("invalid_request")),
+        (Some("FORM_POST"), Err("invalid_request")),
+    ];
+    for (mode, want) in cases {
+        let mut r = raw();
+        r.response_mode = mode.map(String::from);
+        assert_eq!(check_response_mode(&r).map_err(|e| e.code), *want, "{mode:?}");
+    }
+    // The validated request carries the mode; so does an error found after it was read.
+    let mut r = raw();
+    r.response_mode = Some("form_post".into());
+    let v = validate(&r, &client(ClientKind::Public)).unwrap_or_else(|_| unreachable!());
+    assert_eq!(v.response_mode, ResponseMode::FormPost);
+    r.prompt = Some("none login".into());
+    let Err(AuthorizeError::Redirect { response_mode, error, .. }) = validate(&r, &client(ClientKind::Public)) else {
+        unreachable!()
+    };
+    assert_eq!((response_mode, error.code), (ResponseMode::FormPost, "invalid_request"));
+    // An unsupported mode is answered in the query.
+    r.response_mode = Some("fragment".into());
+    let Err(AuthorizeError::Redirect { response_mode, .. }) = validate(&r, &client(ClientKind::Public)) else {
+        unreachable!()
+    };
+    assert_eq!(response_mode, ResponseMode::Query);
+    // Requests parked before the mode existed still load, as query.
+    let mut json = serde_json::to_value(&v).unwrap_or_default();
+    json.as_object_mut().map(|o| o.remove("response_mode"));
+    let old: ValidatedAuthorize = serde_json::from_value(json).unwrap_or_else(|_| unreachable!());
+    assert_eq!(old.response_mode, ResponseMode::Query);
+}
+
+#[test]
+fn scopes_are_limited_to_the_clients_registration() {
+    let mut limited = client(ClientKind::Public);
+    limited.settings.scopes = vec!["openid".into(), "email".into(), "unknown".into()];
+    type Case = (&'static str, Result<Vec<&'static str>, &'static str>);
+    let cases: &[Case] = &[
+        ("openid profile email", Ok(vec!["openid", "email"])),
+        ("email openid email", Ok(vec!["email", "openid"])),
+        ("openid unknown national_id", Ok(vec!["openid"])),
+        ("profile email", Err("invalid_scope")),
+    ];
+    for (scope, want) in cases {
+        let mut r = raw();
+        r.scope = Some((*scope).into());
+        let got = check_scope(&r, &limited).map_err(|e| e.code);
+        assert_eq!(got, want.clone().map(|v| v.into_iter().map(String::from).collect()), "{scope}");
+    }
+    // A client not registered for openid cannot make an OpenID Connect request.
+    limited.settings.scopes = vec!["profile".into()];
+    assert_eq!(check_scope(&raw(), &limited).map_err(|e| e.code), Err("invalid_scope"));
+}
+
+#[test]
+fn par_required_and_pushed_requests() {
+    let mut strict = client(ClientKind::Public);
+    strict.settings.require_par = true;
+    assert_eq!(check_par_required(&raw(), &client(ClientKind::Public)), Ok(()));
+    assert_eq!(code_of(check_par_required(&raw(), &strict).map(|()| unreachable!())), "redirect:invalid_request");
+    let mut r = raw();
+    r.redirect_uri = Some("https://attacker.example/cb".into());
+    assert_eq!(code_of(check_par_required(&r, &strict).map(|()| unreachable!())), "page:invalid_request");
+
+    fn id(u: &str) -> Result<&str, &'static str> {
+        pushed_request_id(u).map_err(|e| e.code)
+    }
+    assert_eq!(id("urn:ietf:params:oauth:request_uri:abc"), Ok("abc"));
+    assert_eq!(id("urn:ietf:params:oauth:request_uri:"), Err("invalid_request_uri"));
+    assert_eq!(id("https://portal.example/request.jwt"), Err("invalid_request_uri"));
+
+    let pushed = validate(&raw(), &strict).unwrap_or_else(|_| unreachable!());
+    assert_eq!(check_pushed_request(&pushed, "portal", &strict), Ok(()));
+    let check = |by: &str, c: &ClientRecord| check_pushed_request(&pushed, by, c).map_err(|e| e.code);
+    let mut other = strict.clone();
+    other.id = "other".into();
+    assert_eq!(check("portal", &other), Err("invalid_request_uri"), "pushed by another client");
+    assert_eq!(check("other", &strict), Err("invalid_request_uri"), "record of another client");
+    let mut moved = strict.clone();
+    moved.redirect_uris = vec!["https://portal.example/new".into()];
+    assert_eq!(check("portal", &moved), Err("invalid_request_uri"), "redirect URI unregistered since");
 }

@@ -51,6 +51,7 @@ stop_apache() {
     kill -TERM "$HTTPD_PID" 2>/dev/null
     for _ in $(seq 1 50); do kill -0 "$HTTPD_PID" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$HTTPD_PID" 2>/dev/null || true
+    wait "$HTTPD_PID" 2>/dev/null || true
   fi
   HTTPD_PID=""
 }
@@ -59,6 +60,8 @@ cleanup() {
   if [[ "${INTEROP_KEEP:-0}" == 1 ]]; then echo "apache: work directory kept at $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 # --- HTTP with a cookie jar, redirects followed by hand ---------------------------------------
 JAR="$WORK/cookies.txt"
@@ -161,22 +164,35 @@ DEFINES=()
 INTROSPECTION="$(md .introspection_endpoint)"
 [[ -n "$INTROSPECTION" ]] && DEFINES+=(-D HAVE_INTROSPECTION)
 
-sed -e "s|@APACHE_PORT@|$APORT|g" \
-  -e "s|@WORK@|$WORK|g" \
-  -e "s|@ISSUER@|$ISSUER|g" \
-  -e "s|@CLIENT_ID@|$INTEROP_CLIENT_ID|g" \
-  -e "s|@CLIENT_SECRET@|$INTEROP_CLIENT_SECRET|g" \
-  -e "s|@PASSPHRASE@|$(head -c 24 /dev/urandom | base64 | tr -d '/+=')|g" \
-  -e "s|@SCOPE@|$SCOPE|g" \
-  -e "s|@ALG@|$ALG|g" \
-  -e "s|@AUTH_PARAMS@|acr_values=$ACR_ENC$PROMPT_PARAM|g" \
-  -e "s|@INTROSPECTION_ENDPOINT@|$INTROSPECTION|g" \
-  -e "s|@OIDC_LOG_LEVEL@|${INTEROP_APACHE_OIDC_LOG:-warn}|g" \
-  "$HERE/httpd.conf.in" >"$WORK/httpd.conf"
+# fill TEMPLATE NAME=VALUE…: replaces each @NAME@ (values may hold any character).
+fill() {
+  local template="$1"
+  shift
+  python3 - "$template" "$@" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+for pair in sys.argv[2:]:
+    name, value = pair.split("=", 1)
+    text = text.replace("@" + name + "@", value)
+if "@" in text.replace("@@", ""):
+    import re
+    left = re.findall(r"@[A-Z_]+@", text)
+    if left:
+        sys.exit("unfilled placeholders: " + " ".join(sorted(set(left))))
+sys.stdout.write(text)
+PY
+}
+fill "$HERE/httpd.conf.in" \
+  "APACHE_PORT=$APORT" "WORK=$WORK" "ISSUER=$ISSUER" \
+  "CLIENT_ID=$INTEROP_CLIENT_ID" "CLIENT_SECRET=$INTEROP_CLIENT_SECRET" \
+  "PASSPHRASE=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" \
+  "SCOPE=$SCOPE" "ALG=$ALG" "AUTH_PARAMS=acr_values=$ACR_ENC$PROMPT_PARAM" \
+  "OIDC_LOG_LEVEL=${INTEROP_APACHE_OIDC_LOG:-warn}" >"$WORK/httpd.conf" || exit 1
 
 "$APACHE_BIN" -t -f "$WORK/httpd.conf" "${DEFINES[@]}" >"$WORK/configtest.log" 2>&1 \
   || { echo "apache: configuration rejected:" >&2; cat "$WORK/configtest.log" >&2; exit 1; }
-"$APACHE_BIN" -f "$WORK/httpd.conf" -DFOREGROUND "${DEFINES[@]}" >"$WORK/stdout.log" 2>&1 &
+# Its own session and process group: prefork Apache signals its whole process group on shutdown.
+setsid "$APACHE_BIN" -f "$WORK/httpd.conf" -DFOREGROUND "${DEFINES[@]}" >"$WORK/stdout.log" 2>&1 &
 HTTPD_PID=$!
 for _ in $(seq 1 100); do
   curl -s -o /dev/null --max-time 1 "$APACHE/loggedout.html" && break
@@ -303,13 +319,14 @@ t_logout() {
   local enc_out
   enc_out="$(urlenc "$LOGGED_OUT")"
   req GET "$REDIRECT_URI?logout=$enc_out" || return 1
+  S[logged_out]=1
   [[ "$STATUS" == 302 || "$STATUS" == 303 ]] && [[ "$LOCATION" == "$(md .end_session_endpoint)"* ]] \
     || { echo "mod_auth_openidc did not send the browser to end_session_endpoint: $STATUS $LOCATION"; return 1; }
   [[ -n "$(query_param "$LOCATION" id_token_hint)" ]] || { echo "no id_token_hint: $LOCATION"; return 1; }
   follow "$LOCATION" "$LOGGED_OUT" || { echo "logout went astray: ${TRAIL[*]}"; return 1; }
   if [[ "$STATUS" == 200 ]] && grep -qi '<form' "$BODY"; then
-    echo "the gateway shows a logout confirmation page; this suite expects a direct redirect when id_token_hint is valid: $(page_text)"
-    return 1
+    # A confirmation page is allowed (RP-Initiated Logout 1.0 §2): confirm.
+    submit_logout_form "$LOGGED_OUT" || return 1
   fi
   [[ "$STATUS" == 3* && "$LOCATION" == "$LOGGED_OUT"* ]] || { echo "did not return to $LOGGED_OUT: ${TRAIL[*]} $(page_text)"; return 1; }
   # Apache's session is gone and so is the gateway's: /protected/ leads to the sign-in page.
@@ -321,6 +338,11 @@ t_revocation() {
   advertised revocation_endpoint || return 1
   [[ -n "${S[at]:-}" ]] || { echo "needs the session's access token (earlier step failed)"; return 1; }
   # mod_auth_openidc revokes the session's tokens at revocation_endpoint when it logs out.
+  if [[ -z "${S[logged_out]:-}" ]]; then
+    echo "(the logout step did not ask mod_auth_openidc to log out; asking it now)"
+    req GET "$REDIRECT_URI?logout=$(urlenc "$LOGGED_OUT")" || return 1
+    S[logged_out]=1
+  fi
   if [[ -n "$INTROSPECTION" ]]; then
     req GET "$APACHE/api/" -H "Authorization: Bearer ${S[at]}" || return 1
     [[ "$STATUS" == 401 ]] || { echo "the access token still works after logout: $STATUS"; return 1; }
@@ -337,32 +359,41 @@ t_revocation() {
   fi
 }
 
+# submit_logout_form PAGE_URL: on a gateway page (in $BODY) that asks to confirm the logout,
+# posts the form whose action mentions logout or end_session; fails when there is none.
+submit_logout_form() {
+  local form action fields=()
+  form="$(tr '\n' ' ' <"$BODY" | grep -o '<form[^>]*action="[^"]*\(logout\|end\)[^"]*"[^>]*>.*</form>' | head -n1 | sed 's|</form>.*||')"
+  [[ -n "$form" ]] || { echo "the gateway showed a page without a logout form: $(page_text)"; return 1; }
+  action="$(grep -o 'action="[^"]*"' <<<"$form" | head -n1 | sed 's/action="//; s/"$//' | html_unescape)"
+  while read -r input; do
+    local name value
+    name="$(grep -o 'name="[^"]*"' <<<"$input" | sed 's/name="//; s/"$//')"
+    value="$(grep -o 'value="[^"]*"' <<<"$input" | sed 's/value="//; s/"$//' | html_unescape)"
+    [[ -n "$name" ]] && fields+=(--data-urlencode "$name=$value")
+  done < <(grep -o '<\(input\|button\)[^>]*name="[^"]*"[^>]*>' <<<"$form")
+  [[ "$action" == http* ]] || action="$ISSUER$action"
+  req POST "$action" "${fields[@]}" || return 1
+  if [[ "$STATUS" == 3* ]]; then follow "$LOCATION" "${1:-}"; fi
+}
+
 t_backchannel() {
   advertised backchannel_logout_supported || return 1
+  local url idt
+  url="$(md .end_session_endpoint)"
+  [[ -n "$url" ]] || { echo "end_session_endpoint is not advertised (needed to end the gateway session)"; return 1; }
   rm -f "$JAR"
   login_through_apache || return 1
-  info_json || return 1
-  local idt
-  idt="$(jq -r '.id_token_hint // empty' "$WORK/info.json")"
-  # The ID token as issued: ask the gateway's end_session_endpoint directly (not via Apache), so
-  # only a back-channel logout token can end Apache's session.
-  [[ -n "$idt" ]] || idt="$(jq -r '.id_token // empty | if type == "string" then . else empty end' "$WORK/info.json")"
-  local url
-  url="$(md .end_session_endpoint)"
-  [[ -n "$url" ]] || { echo "end_session_endpoint is not advertised"; return 1; }
-  if [[ -n "$idt" ]]; then
-    follow "$url?id_token_hint=$idt&client_id=$INTEROP_CLIENT_ID" || return 1
-  else
-    follow "$url?client_id=$INTEROP_CLIENT_ID" || return 1
-  fi
+  idt="$(sed -n 's/^OIDC_id_token=//p' "$BODY")"
+  [[ -n "$idt" ]] || { echo "the protected page got no serialized ID token"; return 1; }
+  # End the gateway session from the browser, not through Apache: only a back-channel logout
+  # token from the gateway can end Apache's session now.
+  follow "$url?id_token_hint=$idt&client_id=$(urlenc "$INTEROP_CLIENT_ID")" || return 1
   if [[ "$STATUS" == 200 ]] && grep -qi '<form' "$BODY"; then
-    local csrf
-    csrf="$(hidden csrf)"
-    local action
-    action="$(grep -o '<form[^>]*action="[^"]*"' "$BODY" | head -n1 | sed 's/.*action="//; s/"$//' | html_unescape)"
-    req POST "$ISSUER$action" --data-urlencode "csrf=$csrf" || return 1
+    submit_logout_form || return 1
   fi
-  # Delivery is asynchronous and retried: give it a few seconds.
+  [[ "$STATUS" == 200 || "$STATUS" == 3* ]] || { echo "end_session_endpoint answered $STATUS: $(page_text)"; return 1; }
+  # Delivery may be asynchronous (and retried): allow ten seconds.
   local i
   for i in $(seq 1 20); do
     req GET "$APACHE/protected/" || return 1

@@ -12,14 +12,19 @@ export function unescapeHtml(s) {
     .replace(/&amp;/g, '&');
 }
 
-/** The first <form> of a page: its method, action and every named input with a value. */
-export function parseForm(html, baseUrl) {
-  const form = /<form\b([^>]*)>([\s\S]*?)<\/form>/i.exec(html);
-  if (!form) return null;
+/**
+ * The first <form> of a page whose action matches `actionPattern` (any form without one): its
+ * method, action and every named input with its value.
+ */
+export function parseForm(html, baseUrl, actionPattern) {
   const attr = (tag, name) => {
     const m = new RegExp(`\\b${name}\\s*=\\s*"([^"]*)"`, 'i').exec(tag);
     return m ? unescapeHtml(m[1]) : undefined;
   };
+  const form = [...html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/gi)].find(
+    (f) => !actionPattern || actionPattern.test(attr(f[1], 'action') ?? ''),
+  );
+  if (!form) return null;
   const fields = {};
   for (const m of form[2].matchAll(/<input\b[^>]*>/gi)) {
     const name = attr(m[0], 'name');
@@ -111,7 +116,7 @@ export class Browser {
         `expected the sign-in page, got ${page.status} at ${page.url.pathname}: ${snippet(page.text)}`,
       );
     }
-    const form = parseForm(page.text, page.url);
+    const form = parseForm(page.text, page.url, /\/login/);
     if (!form || form.fields.csrf === undefined || form.fields.r === undefined) {
       throw new Error(`the sign-in page has no form with csrf and r: ${snippet(page.text)}`);
     }

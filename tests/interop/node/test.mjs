@@ -15,7 +15,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as client from 'openid-client';
-import { Browser, snippet } from './browser.mjs';
+import { Browser, parseForm, snippet } from './browser.mjs';
 
 function env(name, fallback) {
   const v = process.env[name] ?? fallback;
@@ -224,24 +224,64 @@ test('negative: wrong state, wrong client secret, code replay, wrong PKCE verifi
   );
   // The same code with a wrong secret: invalid_client, 401.
   const wrong = await newConfig('x'.repeat(43));
-  await rejectsWith(client.authorizationCodeGrant(wrong, a.callback, {
+  await rejectsWith(
+    client.authorizationCodeGrant(wrong, a.callback, {
       pkceCodeVerifier: a.codeVerifier,
       expectedState: a.state,
       expectedNonce: a.nonce,
-    }), 'invalid_client', 401);
+    }),
+    'invalid_client', 401,
+  );
   // A wrong PKCE verifier: invalid_grant.
   const b = await authorize(config);
-  await rejectsWith(client.authorizationCodeGrant(config, b.callback, {
+  await rejectsWith(
+    client.authorizationCodeGrant(config, b.callback, {
       pkceCodeVerifier: client.randomPKCECodeVerifier(),
       expectedState: b.state,
       expectedNonce: b.nonce,
-    }), 'invalid_grant', 400);
+    }),
+    'invalid_grant', 400,
+  );
   // The code was consumed by that attempt or is now spent: replay is invalid_grant.
-  await rejectsWith(client.authorizationCodeGrant(config, b.callback, {
+  await rejectsWith(
+    client.authorizationCodeGrant(config, b.callback, {
       pkceCodeVerifier: b.codeVerifier,
       expectedState: b.state,
       expectedNonce: b.nonce,
-    }), 'invalid_grant', 400);
+    }),
+    'invalid_grant', 400,
+  );
+});
+
+test('pushed authorization request (RFC 9126) with buildAuthorizationUrlWithPAR', async () => {
+  const config = need('config', 'discovery');
+  advertised('pushed_authorization_request_endpoint');
+  const codeVerifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const url = await client.buildAuthorizationUrlWithPAR(config, {
+    redirect_uri: REDIRECT_URI,
+    scope: 'openid',
+    code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge_method: 'S256',
+    state,
+    nonce,
+    acr_values: ACR,
+  });
+  assert.ok(url.searchParams.get('request_uri')?.startsWith('urn:ietf:params:oauth:request_uri:'), `${url}`);
+  assert.deepEqual([...url.searchParams.keys()].sort(), ['client_id', 'request_uri']);
+  const browser = new Browser();
+  const callback = await browser.authorize(url, REDIRECT_URI, USERNAME, PASSWORD);
+  const tokens = await client.authorizationCodeGrant(config, callback, {
+    pkceCodeVerifier: codeVerifier,
+    expectedState: state,
+    expectedNonce: nonce,
+    idTokenExpected: true,
+  });
+  assert.equal(tokens.claims().acr, ACR);
+  // A request_uri is single-use: the same URL again yields no code.
+  const again = await browser.follow(url, REDIRECT_URI);
+  assert.ok(!again.redirect?.searchParams.get('code'), `a used request_uri gave a code again: ${again.redirect}`);
 });
 
 test('refresh (rotation; auth_time, acr, amr kept)', async () => {
@@ -337,9 +377,8 @@ test('RP-initiated logout (end_session_endpoint) ends the gateway session', asyn
   let step = await browser.follow(url, POST_LOGOUT_REDIRECT_URI);
   if (step.page) {
     // A confirmation page is allowed (RP-Initiated Logout §2): submit its form.
-    const { parseForm } = await import('./browser.mjs');
-    const form = parseForm(step.page.text, step.page.url);
-    assert.ok(form, `logout showed ${step.page.status} without a form: ${snippet(step.page.text)}`);
+    const form = parseForm(step.page.text, step.page.url, /logout|end/i);
+    assert.ok(form, `logout showed ${step.page.status} without a logout form: ${snippet(step.page.text)}`);
     step = await browser.follow(form.action, POST_LOGOUT_REDIRECT_URI, { method: form.method, form: form.fields });
   }
   assert.ok(step.redirect, `logout did not return to post_logout_redirect_uri: ${browser.trail.join(', ')}`);

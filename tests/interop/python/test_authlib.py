@@ -8,6 +8,7 @@ Environment (set by .ci/interop; see tests/interop/README.md):
   INTEROP_USERNAME, INTEROP_PASSWORD      an AS-2 citizen
   INTEROP_ACR                             expected acr (default urn:xacthuc:loa:as2:1fa)
   INTEROP_ALG                             the client's ID token algorithm (default ES256)
+  INTEROP_ACCESS_TOKEN_FORMAT             jwt or opaque (default), as the client is registered
 
 The tests run in file order and share state. A step whose endpoint the discovery document does
 not advertise FAILS with "not advertised": nothing is skipped.
@@ -50,6 +51,8 @@ USERNAME = env("INTEROP_USERNAME")
 PASSWORD = env("INTEROP_PASSWORD")
 ACR = env("INTEROP_ACR", "urn:xacthuc:loa:as2:1fa")
 ALG = env("INTEROP_ALG", "ES256")
+# How the client is registered: "jwt" (RFC 9068 access tokens) or "opaque".
+ACCESS_TOKEN_FORMAT = env("INTEROP_ACCESS_TOKEN_FORMAT", "opaque")
 TIMEOUT = 15
 
 # What authlib raises for an OAuth error response from the token endpoint.
@@ -123,14 +126,17 @@ def text_of(page):
     return re.sub(r"\s+", " ", t).strip()[:300]
 
 
-def parse_form(page, base):
-    m = re.search(r"<form\b([^>]*)>([\s\S]*?)</form>", page, re.I)
-    if not m:
-        return None
+def parse_form(page, base, action_pattern=None):
+    """The first form whose action matches `action_pattern` (any form without one)."""
 
     def attr(tag, name):
         a = re.search(rf'\b{name}\s*=\s*"([^"]*)"', tag, re.I)
         return html.unescape(a.group(1)) if a else None
+
+    forms = re.finditer(r"<form\b([^>]*)>([\s\S]*?)</form>", page, re.I)
+    m = next((f for f in forms if not action_pattern or re.search(action_pattern, attr(f.group(1), "action") or "", re.I)), None)
+    if not m:
+        return None
 
     fields = {}
     for tag in re.findall(r"<input\b[^>]*>", m.group(2), re.I):
@@ -174,7 +180,7 @@ class Browser:
         assert page.status_code == 200 and urlsplit(page.url).path == "/login", (
             f"expected the sign-in page, got {page.status_code} at {page.url}: {text_of(page.text)}"
         )
-        form = parse_form(page.text, page.url)
+        form = parse_form(page.text, page.url, r"/login")
         assert form and "csrf" in form["fields"] and "r" in form["fields"], text_of(page.text)
         data = {"csrf": form["fields"]["csrf"], "r": form["fields"]["r"], "username": USERNAME, "password": PASSWORD}
         done, page = self.follow(form["action"], REDIRECT_URI, method="POST", data=data)
@@ -268,6 +274,39 @@ def test_userinfo():
     assert info["as_level"] == 2
     assert info["preferred_username"] == USERNAME
     assert info.get("name")
+
+
+def test_access_token_format():
+    token = need("token", "token")
+    at = token["access_token"]
+    looks_like_jwt = re.fullmatch(r"[\w-]+\.[\w-]+\.[\w-]+", at) is not None
+    if ACCESS_TOKEN_FORMAT != "jwt":
+        assert not looks_like_jwt, "an opaque access token was expected"
+        return
+    assert looks_like_jwt, f"the client is registered for JWT access tokens, got {at[:20]}…"
+    # RFC 9068: typ at+jwt, signed with a JWKS key; iss, aud, exp, sub, client_id, iat, jti, and the
+    # authentication information (acr, amr, auth_time).
+    jwks = KeySet.import_key_set(requests.get(S["metadata"]["jwks_uri"], timeout=TIMEOUT).json())
+    algs = S["metadata"]["id_token_signing_alg_values_supported"]
+    decoded = jwt.decode(at, jwks, algorithms=algs, registry=JWSRegistry(algorithms=algs))
+    assert decoded.header.get("typ", "").lower() in ("at+jwt", "application/at+jwt"), decoded.header
+    c = decoded.claims
+    jwt.JWTClaimsRegistry(
+        iss={"essential": True, "value": ISSUER},
+        exp={"essential": True},
+        iat={"essential": True},
+        jti={"essential": True},
+        sub={"essential": True, "value": S["claims"]["sub"]},
+        client_id={"essential": True, "value": CLIENT_ID},
+    ).validate(c)
+    assert c.get("aud"), "no aud"
+    assert c.get("acr") == ACR and c.get("auth_time") == S["claims"]["auth_time"] and "pwd" in c.get("amr", [])
+    # A tampered JWT access token is refused by the gateway's userinfo.
+    h, p, sig = at.split(".")
+    forged = dict(c, as_level=4)
+    body = base64.urlsafe_b64encode(json.dumps(forged).encode()).rstrip(b"=").decode()
+    r = requests.get(S["metadata"]["userinfo_endpoint"], headers={"Authorization": f"Bearer {h}.{body}.{sig}"}, timeout=TIMEOUT)
+    assert r.status_code == 401, f"userinfo accepted a forged JWT access token: {r.status_code}"
 
 
 def test_negative_tampered_id_token_and_wrong_nonce():
@@ -387,8 +426,8 @@ def test_logout():
     )
     done, page = browser.follow(out["url"], POST_LOGOUT_REDIRECT_URI)
     if page is not None:
-        form = parse_form(page.text, page.url)
-        assert form, f"logout showed {page.status_code} without a form: {text_of(page.text)}"
+        form = parse_form(page.text, page.url, r"logout|end")
+        assert form, f"logout showed {page.status_code} without a logout form: {text_of(page.text)}"
         done, page = browser.follow(form["action"], POST_LOGOUT_REDIRECT_URI, method=form["method"], data=form["fields"])
     assert done, f"logout did not return to post_logout_redirect_uri: {browser.trail}"
     assert done.split("?")[0] == POST_LOGOUT_REDIRECT_URI
