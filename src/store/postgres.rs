@@ -83,6 +83,18 @@ async fn insert_deliveries(conn: &mut PgConnection, deliveries: &[LogoutDelivery
     Ok(())
 }
 
+/// The grant `id` (which a code or token points at, so it exists).
+async fn grant_by_id<'e>(
+    conn: impl sqlx::Executor<'e, Database = sqlx::Postgres>,
+    id: Uuid,
+) -> StoreResult<GrantRecord> {
+    sqlx::query_as::<_, GrantRow>(concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = $1"))
+        .bind(id)
+        .fetch_one(conn)
+        .await?
+        .try_into()
+}
+
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> StoreResult<()> {
@@ -419,11 +431,7 @@ impl Store for PgStore {
             return Ok(ConsumedCode::NotFound);
         };
         let code = AuthCodeRecord::try_from(code)?;
-        let grant = sqlx::query_as::<_, GrantRow>(concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = $1"))
-            .bind(code.grant_id)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_into()?;
+        let grant = grant_by_id(&mut *tx, code.grant_id).await?;
         tx.commit().await?;
         Ok(if fresh { ConsumedCode::Fresh(code, grant) } else { ConsumedCode::AlreadyUsed(code, grant) })
     }
@@ -453,11 +461,8 @@ impl Store for PgStore {
             return Ok(None);
         };
         let token = AccessTokenRecord::from(token);
-        let grant = sqlx::query_as::<_, GrantRow>(concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = $1"))
-            .bind(token.grant_id)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(Some((token, grant.try_into()?)))
+        let grant = grant_by_id(&self.pool, token.grant_id).await?;
+        Ok(Some((token, grant)))
     }
 
     async fn delete_access_token(&self, token_hash: &str, audit: &AuditEvent) -> StoreResult<()> {
@@ -604,11 +609,7 @@ impl Store for PgStore {
             return Ok(ConsumedRefresh::NotFound);
         };
         let token = RefreshTokenRecord::from(token);
-        let grant = sqlx::query_as::<_, GrantRow>(concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = $1"))
-            .bind(token.grant_id)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_into()?;
+        let grant = grant_by_id(&mut *tx, token.grant_id).await?;
         tx.commit().await?;
         Ok(if fresh { ConsumedRefresh::Fresh(token, grant) } else { ConsumedRefresh::AlreadyUsed(token, grant) })
     }
@@ -624,11 +625,8 @@ impl Store for PgStore {
             return Ok(None);
         };
         let token = RefreshTokenRecord::from(token);
-        let grant = sqlx::query_as::<_, GrantRow>(concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = $1"))
-            .bind(token.grant_id)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(Some((token, grant.try_into()?)))
+        let grant = grant_by_id(&self.pool, token.grant_id).await?;
+        Ok(Some((token, grant)))
     }
 
     async fn record_client_assertion(&self, client_id: &str, jti: &str, expires_at: i64) -> StoreResult<bool> {
