@@ -31,6 +31,10 @@ pub struct Inner {
     /// Outbound HTTP (the demo portal's back channel).
     pub http: reqwest::Client,
     pub demo: Option<crate::http::demo::DemoClient>,
+    /// The service policies from `policies_dir`, checked against the regulation's floor.
+    pub policies: Arc<crate::policy::PolicySet>,
+    /// Sends one-time codes by e-mail and SMS (`[notify]`).
+    pub notifier: crate::notify::Notifier,
 }
 
 impl std::ops::Deref for AppState {
@@ -98,6 +102,10 @@ pub async fn build_state(config: Config, now: i64) -> Result<AppState, ServiceEr
     let _ = rustls::crypto::ring::default_provider().install_default();
     crate::crypto::random::check_rng().map_err(ServiceError::internal)?;
     let data_key = data_key(&config)?;
+    // An invalid policy set stops start-up: the gateway never runs below the regulation's floor.
+    let policies = Arc::new(crate::policy::load_configured(&config.policies_dir).map_err(|e| {
+        ServiceError::Internal(format!("invalid service policies in {}:\n{e}", config.policies_dir.display()))
+    })?);
     let url = config.database_url();
     if url.starts_with("sqlite:") {
         std::fs::create_dir_all(&config.data_dir)
@@ -123,6 +131,12 @@ pub async fn build_state(config: Config, now: i64) -> Result<AppState, ServiceEr
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(ServiceError::internal)?;
+    let hello_name = url::Url::parse(config.issuer())
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| "localhost".into());
+    let notifier = crate::notify::Notifier::from_config(&config.notify, config.development, http.clone(), &hello_name)
+        .map_err(ServiceError::internal)?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     Ok(AppState(Arc::new(Inner {
         password_params: config.password,
@@ -133,6 +147,8 @@ pub async fn build_state(config: Config, now: i64) -> Result<AppState, ServiceEr
         hashing: Semaphore::new(cores),
         http,
         demo,
+        policies,
+        notifier,
         config,
     })))
 }

@@ -3,8 +3,10 @@
 
 mod client;
 mod keys;
+mod policy;
 
 pub use client::ClientCommand;
+pub use policy::PolicyCommand;
 
 use crate::app::now;
 use crate::config::{Config, Overrides};
@@ -58,6 +60,9 @@ pub enum Command {
     /// Keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Service policies (docs/policies.md).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -144,6 +149,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => serve(config?).await,
+        Command::Policy(cmd) => policy::run(cmd, config.ok().map(|c| c.policies_dir)),
         Command::Migrate => {
             let config = config?;
             crate::store::connect(&config.database_url()).await.context("migration failed")?;

@@ -14,6 +14,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub const ENV_PREFIX: &str = "XACTHUC_";
+/// The default `policies_dir`.
+pub const DEFAULT_POLICIES_DIR: &str = "./policies";
 
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,10 +38,15 @@ pub struct Config {
     pub default_language: String,
     /// `pretty` or `json`.
     pub log_format: String,
+    /// Directory of the service policy files (`*.toml`, see docs/policies.md).
+    pub policies_dir: PathBuf,
     pub demo: DemoConfig,
     pub session: SessionConfig,
     pub tokens: TokenConfig,
     pub password: Argon2Params,
+    /// `[notify]`: how one-time codes are sent (see `crate::notify::config`).
+    #[serde(default)]
+    pub notify: crate::notify::NotifyConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -80,6 +87,7 @@ database_url = ""
 development = true
 default_language = "vi"
 log_format = "pretty"
+policies_dir = "./policies"
 
 [demo]
 
@@ -206,6 +214,11 @@ impl Config {
         if !["pretty", "json"].contains(&self.log_format.as_str()) {
             p.push("log_format: must be \"pretty\" or \"json\"".into());
         }
+        // Outside development the policies are the regulation's floor in force: they must exist.
+        // In development a missing default directory means no service policies (defaults only).
+        if !self.policies_dir.is_dir() && (!self.development || self.policies_dir != Path::new(DEFAULT_POLICIES_DIR)) {
+            p.push(format!("policies_dir: {} is not a directory", self.policies_dir.display()));
+        }
         if self.demo.enabled == Some(true) && !self.development {
             p.push("demo.enabled: the demo portal is for development only (set development = true)".into());
         }
@@ -239,6 +252,7 @@ impl Config {
                 "password: at most memory_kib = {MAX_MEMORY_KIB}, iterations = {MAX_ITERATIONS}, parallelism = {MAX_PARALLELISM}"
             ));
         }
+        p.extend(self.notify.problems(self.development));
         p
     }
 
@@ -293,10 +307,12 @@ impl fmt::Debug for Config {
             .field("data_key_file", &self.data_key_file)
             .field("default_language", &self.default_language)
             .field("log_format", &self.log_format)
+            .field("policies_dir", &self.policies_dir)
             .field("demo", &self.demo)
             .field("session", &self.session)
             .field("tokens", &self.tokens)
             .field("password", &self.password)
+            .field("notify", &self.notify)
             .finish()
     }
 }

@@ -12,6 +12,8 @@ pub mod http;
 pub mod i18n;
 pub mod identity;
 pub mod model;
+pub mod notify;
 pub mod oidc;
+pub mod policy;
 pub mod service;
 pub mod store;

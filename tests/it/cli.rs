@@ -367,3 +367,40 @@ fn private_key_jwt_clients_register_public_keys_only() {
     let moved = cli_ok(d, &["client", "update", "portal", "--token-auth", "client_secret"]);
     assert!(shown_secret(&moved).is_some_and(|s| s.len() >= 32), "{moved}");
 }
+
+#[test]
+fn policy_check_accepts_the_shipped_policies_and_lists_every_floor_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = xacthuc(dir.path(), &["policy", "check"], &[]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(text(&ok).contains("valid") && text(&ok).contains("dang-ky-ho-kinh-doanh"), "{}", text(&ok));
+
+    let bad = xacthuc(dir.path(), &["policy", "check", "policies/examples/invalid"], &[]);
+    assert!(!bad.status.success(), "{}", text(&bad));
+    let out = text(&bad);
+    for expected in [
+        "policies/examples/invalid/level3-below-as2.toml:6: service dang-ky-khai-tu: floor.level3.login:",
+        "policies/examples/invalid/level4-weak-step-up.toml:7: service cap-giay-phep-xay-dung: floor.level4.login:",
+        "policies/examples/invalid/level4-weak-step-up.toml:11: service cap-giay-phep-xay-dung: floor.payment:",
+        "policies/examples/invalid/level4-weak-step-up.toml:16: service cap-giay-phep-xay-dung: floor.result_receipt:",
+        "policies/examples/invalid/non-repudiation-unsigned.toml:7: service cap-ban-sao-trich-luc: floor.non_repudiation:",
+        "policies/examples/invalid/malformed.toml:7: service cap-ho-chieu: schema: unknown field `max_agee`",
+        "policies/examples/invalid/syntax-error.toml:3: syntax:",
+    ] {
+        assert!(out.contains(expected), "{expected} missing from:\n{out}");
+    }
+
+    // serve refuses to start on an invalid set.
+    let serve = xacthuc(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("XACTHUC_POLICIES_DIR", "policies/examples/invalid")],
+    );
+    assert!(!serve.status.success());
+    assert!(text(&serve).contains("invalid service policies"), "{}", text(&serve));
+
+    // A policies_dir given explicitly must exist.
+    let missing = dir.path().join("no-such-dir");
+    let config = xacthuc(dir.path(), &["check-config"], &[("XACTHUC_POLICIES_DIR", missing.to_str().unwrap())]);
+    assert!(!config.status.success() && text(&config).contains("policies_dir:"), "{}", text(&config));
+}

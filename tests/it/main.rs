@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod keys;
 mod logout;
+mod notify;
 mod oidc_flow;
 mod par;
 mod registration;
