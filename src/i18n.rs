@@ -101,6 +101,9 @@ mod tests {
             include_str!("../templates/insufficient.html"),
             include_str!("../templates/logout_confirm.html"),
             include_str!("../templates/demo.html"),
+            include_str!("../templates/second_factor.html"),
+            include_str!("../templates/totp_enrol.html"),
+            include_str!("../templates/recovery_codes.html"),
             include_str!("../templates/macros.html"),
             include_str!("../templates/form_post.html"),
         ];

@@ -46,8 +46,28 @@ pub struct Account {
     pub phone: Option<String>,
     pub identity: Option<IdentityData>,
     pub status: AccountStatus,
+    /// The citizen asked for a second factor at every sign-in, whatever the client requires.
+    pub always_second_factor: bool,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// A TOTP authenticator (RFC 6238) of an account. It counts as a factor only once confirmed
+/// (`confirmed_at` set by a first valid code); unconfirmed enrolments are purged after a day.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TotpCredential {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    /// The citizen's label for the device ("Điện thoại của tôi").
+    pub name: String,
+    /// The shared secret, sealed with the data key (see `crypto::secretbox`).
+    pub secret_enc: String,
+    /// The last time step accepted (`unix time / period`); a code of this step or an earlier
+    /// one is never accepted again.
+    pub last_step: Option<i64>,
+    pub created_at: i64,
+    pub confirmed_at: Option<i64>,
+    pub last_used_at: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

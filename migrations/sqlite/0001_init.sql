@@ -15,8 +15,34 @@ CREATE TABLE accounts (
     national_id_hash   TEXT UNIQUE,
     national_id_masked TEXT,
     status             TEXT NOT NULL DEFAULT 'active',
+    -- Ask for a second factor at every sign-in, whatever the client asked for.
+    always_second_factor BOOLEAN NOT NULL DEFAULT FALSE,
     created_at         INTEGER NOT NULL,
     updated_at         INTEGER NOT NULL
+);
+
+-- TOTP authenticators (RFC 6238). An enrolment counts once confirmed with a first code;
+-- unconfirmed ones are purged after a day. last_step is the last time step accepted (replay guard).
+CREATE TABLE totp_credentials (
+    id           BLOB PRIMARY KEY,
+    account_id   BLOB NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    -- The shared secret, sealed with the data key.
+    secret_enc   TEXT NOT NULL,
+    last_step    INTEGER,
+    created_at   INTEGER NOT NULL,
+    confirmed_at INTEGER,
+    last_used_at INTEGER
+);
+CREATE INDEX totp_credentials_account ON totp_credentials(account_id);
+
+-- Single-use recovery codes, stored hashed; a new set replaces the old one.
+CREATE TABLE recovery_codes (
+    account_id BLOB NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    code_hash  TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    used_at    INTEGER,
+    PRIMARY KEY (account_id, code_hash)
 );
 
 CREATE TABLE clients (

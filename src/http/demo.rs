@@ -59,6 +59,7 @@ const AAD: &[u8] = b"demo-flow-state";
 const PRESETS: &[(&str, &str)] = &[
     ("", "demo_signin_plain"),
     ("urn:xacthuc:loa:as2:1fa", "demo_signin_as2"),
+    ("urn:xacthuc:loa:as2:2fa", "demo_signin_2fa"),
     ("urn:xacthuc:loa:as3:1fa", "demo_signin_as3"),
 ];
 

@@ -7,6 +7,7 @@ pub mod error;
 pub mod logout;
 pub mod oidc;
 pub mod pages;
+pub mod second_factor;
 pub mod web;
 
 use crate::app::AppState;
@@ -58,6 +59,13 @@ pub fn router(state: AppState) -> Router {
         .route("/register", get(web::register_get).post(web::register_post))
         .route("/account", get(web::account_get))
         .route("/account/identity", post(web::identity_post))
+        .route("/login/second", get(second_factor::second_get).post(second_factor::second_post))
+        .route("/account/totp", post(second_factor::totp_new))
+        .route("/account/totp/{id}", get(second_factor::totp_get))
+        .route("/account/totp/{id}/confirm", post(second_factor::totp_confirm))
+        .route("/account/totp/{id}/remove", post(second_factor::totp_remove))
+        .route("/account/recovery-codes", post(second_factor::recovery_new))
+        .route("/account/second-factor", post(second_factor::always_post))
         .route("/logout", post(web::logout_post))
         .route("/logout/end", get(logout::end_session_get).post(logout::end_session_post))
         .route("/lang", get(web::lang_get))

@@ -126,6 +126,10 @@ fn outcome(ctx: WebCtx, o: AuthorizeOutcome) -> Response {
             let to = format!("/login?r={}", urlencoding(&pending));
             ctx.redirect(&to)
         }
+        AuthorizeOutcome::SecondFactor { pending } => {
+            let to = format!("/login/second?r={}", urlencoding(&pending));
+            ctx.redirect(&to)
+        }
         AuthorizeOutcome::Insufficient { pending, required, current, client_name } => ctx.page(
             StatusCode::FORBIDDEN,
             "insufficient.html",

@@ -17,6 +17,9 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("insufficient.html", include_str!("../../templates/insufficient.html")),
     ("logout_confirm.html", include_str!("../../templates/logout_confirm.html")),
     ("demo.html", include_str!("../../templates/demo.html")),
+    ("second_factor.html", include_str!("../../templates/second_factor.html")),
+    ("totp_enrol.html", include_str!("../../templates/totp_enrol.html")),
+    ("recovery_codes.html", include_str!("../../templates/recovery_codes.html")),
     ("form_post.html", include_str!("../../templates/form_post.html")),
 ];
 

@@ -275,9 +275,44 @@ fn dmy(iso: &str) -> String {
     }
 }
 
-fn account_page(ctx: WebCtx, status: StatusCode, pending: &str, errors: Value, form: Value) -> Response {
+fn dmy_time(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .map(|t| t.to_offset(time::macros::offset!(+7)))
+        .and_then(|t| t.format(time::macros::format_description!("[day]/[month]/[year] [hour]:[minute]")).ok())
+        .unwrap_or_default()
+}
+
+async fn account_page(
+    state: &AppState,
+    ctx: WebCtx,
+    status: StatusCode,
+    pending: &str,
+    errors: Value,
+    form: Value,
+) -> Response {
     let Some((_, account)) = &ctx.session else {
         return ctx.redirect("/login");
+    };
+    let overview = match crate::service::second_factor::overview(state, account).await {
+        Ok(o) => o,
+        Err(e) => return service_failure(ctx, e),
+    };
+    let apps: Vec<Value> = overview
+        .apps
+        .iter()
+        .map(|t| {
+            context! {
+                id => t.id.to_string(),
+                added => dmy_time(t.confirmed_at.unwrap_or(t.created_at)),
+                last_used => t.last_used_at.map(dmy_time).unwrap_or_default(),
+            }
+        })
+        .collect();
+    let second = context! {
+        apps => apps,
+        recovery_left => overview.recovery_left,
+        always => account.always_second_factor,
     };
     let identity = account.identity.as_ref().map(|i| {
         context! {
@@ -294,13 +329,17 @@ fn account_page(ctx: WebCtx, status: StatusCode, pending: &str, errors: Value, f
         phone => account.phone.clone(),
         identity => identity,
     };
-    ctx.page(status, "account.html", context! { account => view, pending => pending, errors => errors, form => form })
+    ctx.page(
+        status,
+        "account.html",
+        context! { account => view, second => second, pending => pending, errors => errors, form => form },
+    )
 }
 
-pub async fn account_get(ctx: WebCtx, Query(q): Query<PendingParam>) -> Response {
+pub async fn account_get(State(state): State<AppState>, ctx: WebCtx, Query(q): Query<PendingParam>) -> Response {
     let pending = q.r.unwrap_or_default();
     let empty = super::pages::ser(IdentityForm::default());
-    account_page(ctx, StatusCode::OK, &pending, Value::from(()), empty)
+    account_page(&state, ctx, StatusCode::OK, &pending, Value::from(()), empty).await
 }
 
 #[derive(Deserialize, serde::Serialize, Default)]
@@ -341,7 +380,7 @@ pub async fn identity_post(State(state): State<AppState>, ctx: WebCtx, body: Byt
         Err(RegistrationError::Invalid(problems)) => {
             let pending = form.r.clone().unwrap_or_default();
             let errors = super::pages::ser(problems_map(&problems));
-            account_page(ctx, StatusCode::BAD_REQUEST, &pending, errors, super::pages::ser(&form))
+            account_page(&state, ctx, StatusCode::BAD_REQUEST, &pending, errors, super::pages::ser(&form)).await
         }
         Err(RegistrationError::Service(e)) => service_failure(ctx, e),
     }

@@ -196,6 +196,7 @@ pub async fn register(
         phone: optional(&input.phone),
         identity,
         status: AccountStatus::Active,
+        always_second_factor: false,
         created_at: now,
         updated_at: now,
     };

@@ -3,7 +3,7 @@
 
 use super::{ServiceError, random_token};
 use crate::app::AppState;
-use crate::assurance::{AsLevel, Mechanism};
+use crate::assurance::{AsLevel, Mechanism, Method};
 use crate::crypto::random::hash_token;
 use crate::oidc::OAuthError;
 use crate::oidc::authorize::{
@@ -25,6 +25,8 @@ pub enum AuthorizeOutcome {
     ErrorPage(OAuthError),
     /// The citizen must sign in; the request waits under `pending`.
     SignIn { pending: String },
+    /// Signed in with a password; the request needs a second factor (the second step).
+    SecondFactor { pending: String },
     /// The account's registration level is too low; explain how to raise it.
     Insufficient { pending: String, required: AsLevel, current: AsLevel, client_name: String },
 }
@@ -89,11 +91,7 @@ fn error_response(
 }
 
 /// The strongest mechanism an account can reach with what it has enrolled.
-pub fn reachable_mechanism(account: &Account) -> Mechanism {
-    // Only passwords exist so far: a second factor will raise this.
-    let _ = account;
-    Mechanism::OneFactor
-}
+pub use super::second_factor::reachable_mechanism;
 
 pub async fn start(
     state: &AppState,
@@ -231,12 +229,30 @@ async fn proceed(
     authenticated_after: Option<i64>,
     now: i64,
 ) -> Result<AuthorizeOutcome, ServiceError> {
-    let view = session.map(|(s, a)| SessionView {
-        account_as: a.as_level,
-        factors: &s.factors,
-        reachable: reachable_mechanism(a),
-    });
-    let decision = authorize::decide(&req, view.as_ref(), authenticated_after, now);
+    let reachable = match session {
+        Some((_, a)) => reachable_mechanism(state, a).await?,
+        None => Mechanism::OneFactor,
+    };
+    let view = session.map(|(s, a)| SessionView { account_as: a.as_level, factors: &s.factors, reachable });
+    let mut decision = authorize::decide(&req, view.as_ref(), authenticated_after, now);
+    // The citizen's own setting: a second factor at every sign-in, once one is enrolled.
+    if let (AuthorizeDecision::Issue { acr, .. }, Some((_, a))) = (&decision, session)
+        && a.always_second_factor
+        && reachable >= Mechanism::TwoFactor
+        && acr.mechanism < Mechanism::TwoFactor
+    {
+        decision = AuthorizeDecision::Authenticate { mechanism: Mechanism::TwoFactor };
+    }
+    // The password already given counts toward the step (only the second factor is asked)
+    // unless prompt=login or max_age asks for a new one.
+    let password_counts = |s: &SessionRecord| {
+        s.factors.iter().any(|f| {
+            let this_request = authenticated_after.is_some_and(|t| f.at >= t);
+            f.method == Method::Password
+                && (!req.prompt_login || this_request)
+                && req.max_age.is_none_or(|m| f.at >= now - m || this_request)
+        })
+    };
     let finish = |e: OAuthError| -> Result<AuthorizeOutcome, ServiceError> {
         error_response(state, req.response_mode, &req.redirect_uri, req.state.as_deref(), &e)
     };
@@ -283,6 +299,11 @@ async fn proceed(
         // authentication or consent user interface pages."
         (AuthorizeDecision::Authenticate { .. }, _) | (AuthorizeDecision::Issue { .. }, None) if req.prompt_none => {
             return finish(OAuthError::login_required("the citizen is not signed in at the required level"));
+        }
+        (AuthorizeDecision::Authenticate { mechanism }, Some((s, _)))
+            if mechanism >= Mechanism::TwoFactor && reachable >= mechanism && password_counts(s) =>
+        {
+            return Ok(AuthorizeOutcome::SecondFactor { pending: park(state, &req, pending, now).await? });
         }
         (AuthorizeDecision::Authenticate { .. }, _) | (AuthorizeDecision::Issue { .. }, None) => {
             return Ok(AuthorizeOutcome::SignIn { pending: park(state, &req, pending, now).await? });

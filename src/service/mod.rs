@@ -8,6 +8,7 @@ pub mod keys;
 pub mod login;
 pub mod logout;
 pub mod par;
+pub mod second_factor;
 pub mod token;
 pub mod userinfo;
 

@@ -13,7 +13,7 @@ pub mod postgres;
 mod rows;
 pub mod sqlite;
 
-use crate::assurance::AsLevel;
+use crate::assurance::{AsLevel, VerifiedFactor};
 use crate::audit::{AuditEvent, StoredAuditEvent};
 use async_trait::async_trait;
 use serde::Serialize;
@@ -86,6 +86,65 @@ pub trait Store: Send + Sync {
     /// Replaces the password hash (after a successful login with outdated parameters); does
     /// nothing for an unknown account.
     async fn update_password_hash(&self, id: Uuid, hash: &str, at: i64) -> StoreResult<()>;
+    /// Sets whether the account asks for a second factor at every sign-in (and `updated_at`),
+    /// with `audit`. `NotFound`, and no event, for an unknown account.
+    async fn set_always_second_factor(
+        &self,
+        account_id: Uuid,
+        on: bool,
+        at: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+
+    /// Stores an unconfirmed TOTP enrolment (`confirmed_at` should be `None`: it does not count
+    /// yet, so no audit event). Purged a day after `created_at` unless confirmed.
+    async fn create_totp(&self, credential: &TotpCredential) -> StoreResult<()>;
+    /// Confirms an enrolment with its first accepted code: sets `confirmed_at = at`,
+    /// `last_step = step` and `last_used_at = at`, and appends `audit` — only if the credential
+    /// exists, belongs to `account_id` and is unconfirmed. `false`, and no change or event,
+    /// otherwise (exactly one of several concurrent confirmations gets `true`).
+    async fn confirm_totp(
+        &self,
+        id: Uuid,
+        account_id: Uuid,
+        step: i64,
+        at: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool>;
+    /// The account's TOTP credentials, confirmed or not, oldest first.
+    async fn list_totp(&self, account_id: Uuid) -> StoreResult<Vec<TotpCredential>>;
+    /// Deletes the credential if it belongs to `account_id` (confirmed or not) and appends
+    /// `audit`; `false`, and no change or event, when there is no such credential.
+    async fn delete_totp(&self, id: Uuid, account_id: Uuid, audit: &AuditEvent) -> StoreResult<bool>;
+    /// The replay guard: accepts time step `step` of a confirmed credential, setting
+    /// `last_step = step` and `last_used_at = at`, only if no step `>= step` was accepted before.
+    /// Atomic: of several concurrent callers with the same step exactly one gets `true`.
+    /// `false` for an unknown or unconfirmed credential. (Ownership is the caller's check: it
+    /// found `id` through `list_totp`.) No audit event: the sign-in that follows records it.
+    async fn use_totp_step(&self, id: Uuid, step: i64, at: i64) -> StoreResult<bool>;
+
+    /// Replaces the account's recovery codes (used or not) with `hashes`, created at `at`, and
+    /// appends `audit`, in one transaction. Duplicate hashes fail the whole call (nothing written).
+    async fn replace_recovery_codes(
+        &self,
+        account_id: Uuid,
+        hashes: &[String],
+        at: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// Spends an unused recovery code of the account: marks it used at `at` and appends `audit`,
+    /// returning `Some(number of unused codes left)`. `None`, and no change or event, when the
+    /// account has no such unused code. Atomic: of several concurrent callers with the same
+    /// code exactly one gets `Some`.
+    async fn use_recovery_code(
+        &self,
+        account_id: Uuid,
+        code_hash: &str,
+        at: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<Option<i64>>;
+    /// The number of unused recovery codes of the account (0 for an unknown account).
+    async fn count_recovery_codes(&self, account_id: Uuid) -> StoreResult<i64>;
 
     /// `Conflict(ClientId)` when the id is taken.
     async fn create_client(&self, client: &ClientRecord, audit: &AuditEvent) -> StoreResult<()>;
@@ -118,6 +177,18 @@ pub trait Store: Send + Sync {
         at: i64,
         audit: &AuditEvent,
         deliveries: &[LogoutDelivery],
+    ) -> StoreResult<bool>;
+    /// Steps a session up: appends `factor` to the `factors` of the session whose cookie hashes
+    /// to `token_hash` and replaces its `token_hash` with `new_token_hash` (the cookie rotates
+    /// when privileges rise), and appends `audit`, in one transaction. The session's expiry is
+    /// not checked (the caller found it with `find_session`). `false`, and no change or event,
+    /// when there is no such session (e.g. a concurrent step-up already rotated it).
+    async fn add_session_factor(
+        &self,
+        token_hash: &str,
+        new_token_hash: &str,
+        factor: &VerifiedFactor,
+        audit: &AuditEvent,
     ) -> StoreResult<bool>;
     /// The unrevoked grants made in a session (whose clients get back-channel logout tokens).
     async fn list_session_grants(&self, session_id: Uuid) -> StoreResult<Vec<GrantRecord>>;
@@ -187,8 +258,8 @@ pub trait Store: Send + Sync {
     /// Deletes what can no longer be used: sessions, pending and pushed requests, access and
     /// refresh tokens and `jti` records past their expiry; codes, grants and delivered logout
     /// tokens a day past theirs (kept that long so a late replay is still recognised and
-    /// revokes its grant); logout tokens a week old, delivered or given up. Returns the number
-    /// of rows deleted.
+    /// revokes its grant); logout tokens a week old, delivered or given up; TOTP enrolments
+    /// still unconfirmed a day after `created_at`. Returns the number of rows deleted.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
 
     /// Appends a standalone event (e.g. a failed sign-in) to the chain.

@@ -110,7 +110,7 @@ impl Store for PgStore {
             "INSERT INTO accounts (",
             account_columns!(),
             ") \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         ))
         .bind(a.id)
         .bind(&a.username)
@@ -125,6 +125,7 @@ impl Store for PgStore {
         .bind(id.map(|i| &i.national_id_hash))
         .bind(id.map(|i| &i.national_id_masked))
         .bind(a.status.as_str())
+        .bind(a.always_second_factor)
         .bind(a.created_at)
         .bind(a.updated_at)
         .execute(&mut *tx)
@@ -738,6 +739,219 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn set_always_second_factor(
+        &self,
+        account_id: Uuid,
+        on: bool,
+        at: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        append(&mut tx, audit).await?;
+        let n = sqlx::query("UPDATE accounts SET always_second_factor = $1, updated_at = $2 WHERE id = $3")
+            .bind(on)
+            .bind(at)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_totp(&self, t: &TotpCredential) -> StoreResult<()> {
+        sqlx::query(concat!(
+            "INSERT INTO totp_credentials (",
+            totp_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
+        .bind(t.id)
+        .bind(t.account_id)
+        .bind(&t.name)
+        .bind(&t.secret_enc)
+        .bind(t.last_step)
+        .bind(t.created_at)
+        .bind(t.confirmed_at)
+        .bind(t.last_used_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn confirm_totp(
+        &self,
+        id: Uuid,
+        account_id: Uuid,
+        step: i64,
+        at: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        // The audit head first; dropping the transaction rolls the append back on `false`.
+        append(&mut tx, audit).await?;
+        let n = sqlx::query(
+            "UPDATE totp_credentials SET confirmed_at = $1, last_step = $2, last_used_at = $1 \
+             WHERE id = $3 AND account_id = $4 AND confirmed_at IS NULL",
+        )
+        .bind(at)
+        .bind(step)
+        .bind(id)
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn list_totp(&self, account_id: Uuid) -> StoreResult<Vec<TotpCredential>> {
+        Ok(sqlx::query_as::<_, TotpRow>(concat!(
+            "SELECT ",
+            totp_columns!(),
+            " FROM totp_credentials WHERE account_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(TotpCredential::from)
+        .collect())
+    }
+
+    async fn delete_totp(&self, id: Uuid, account_id: Uuid, audit: &AuditEvent) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        append(&mut tx, audit).await?;
+        let n = sqlx::query("DELETE FROM totp_credentials WHERE id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn use_totp_step(&self, id: Uuid, step: i64, at: i64) -> StoreResult<bool> {
+        // One statement: the row lock (PostgreSQL re-checks the condition after waiting for it)
+        // or the database write lock (SQLite) lets exactly one caller advance `last_step`.
+        let n = sqlx::query(
+            "UPDATE totp_credentials SET last_step = $1, last_used_at = $2 \
+             WHERE id = $3 AND confirmed_at IS NOT NULL AND (last_step IS NULL OR last_step < $1)",
+        )
+        .bind(step)
+        .bind(at)
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        account_id: Uuid,
+        hashes: &[String],
+        at: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        append(&mut tx, audit).await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1").bind(account_id).execute(&mut *tx).await?;
+        for hash in hashes {
+            sqlx::query(
+                "INSERT INTO recovery_codes (account_id, code_hash, created_at, used_at) VALUES ($1, $2, $3, NULL)",
+            )
+            .bind(account_id)
+            .bind(hash)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict_from)?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn use_recovery_code(
+        &self,
+        account_id: Uuid,
+        code_hash: &str,
+        at: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<Option<i64>> {
+        let mut tx = self.write().await?;
+        // The audit head first (it also serialises concurrent spenders); dropping the
+        // transaction rolls the append back when there is no such unused code.
+        append(&mut tx, audit).await?;
+        let n = sqlx::query(
+            "UPDATE recovery_codes SET used_at = $1 WHERE account_id = $2 AND code_hash = $3 AND used_at IS NULL",
+        )
+        .bind(at)
+        .bind(account_id)
+        .bind(code_hash)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(None);
+        }
+        let left: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM recovery_codes WHERE account_id = $1 AND used_at IS NULL")
+                .bind(account_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(Some(left))
+    }
+
+    async fn count_recovery_codes(&self, account_id: Uuid) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM recovery_codes WHERE account_id = $1 AND used_at IS NULL")
+            .bind(account_id)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn add_session_factor(
+        &self,
+        token_hash: &str,
+        new_token_hash: &str,
+        factor: &VerifiedFactor,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        // The audit head first: it serialises this read-modify-write against every other
+        // audited session write (sign-out, another step-up of the same session).
+        append(&mut tx, audit).await?;
+        let row: Option<(Uuid, String)> =
+            sqlx::query_as("SELECT id, factors FROM sessions WHERE token_hash = $1 FOR UPDATE")
+                .bind(token_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((id, factors)) = row else {
+            return Ok(false);
+        };
+        let mut factors: Vec<VerifiedFactor> =
+            serde_json::from_str(&factors).map_err(|e| StoreError::Corrupt(format!("session {id}: {e}")))?;
+        factors.push(*factor);
+        sqlx::query("UPDATE sessions SET factors = $1, token_hash = $2 WHERE id = $3")
+            .bind(json_text(&factors)?)
+            .bind(new_token_hash)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
         let mut tx = self.write().await?;
         let mut n = 0;
@@ -759,6 +973,12 @@ impl Store for PgStore {
         // Given up (or stuck) deliveries stay a week for the operator, then go.
         n += sqlx::query("DELETE FROM logout_deliveries WHERE created_at <= $1")
             .bind(now - 7 * 86_400)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        // An enrolment never confirmed within a day was abandoned.
+        n += sqlx::query("DELETE FROM totp_credentials WHERE confirmed_at IS NULL AND created_at <= $1")
+            .bind(now - 86_400)
             .execute(&mut *tx)
             .await?
             .rows_affected();

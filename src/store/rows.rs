@@ -20,6 +20,7 @@ pub(super) struct AccountRow {
     national_id_hash: Option<String>,
     national_id_masked: Option<String>,
     status: String,
+    always_second_factor: bool,
     created_at: i64,
     updated_at: i64,
 }
@@ -57,6 +58,7 @@ impl TryFrom<AccountRow> for Account {
             phone: r.phone,
             identity,
             status,
+            always_second_factor: r.always_second_factor,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -67,10 +69,46 @@ impl TryFrom<AccountRow> for Account {
 macro_rules! account_columns {
     () => {
         "id, username, password_hash, as_level, email, phone, full_name, birth_date, sex, \
-         national_id_enc, national_id_hash, national_id_masked, status, created_at, updated_at"
+         national_id_enc, national_id_hash, national_id_masked, status, always_second_factor, created_at, \
+         updated_at"
     };
 }
 pub(super) use account_columns;
+
+#[derive(sqlx::FromRow)]
+pub(super) struct TotpRow {
+    id: Uuid,
+    account_id: Uuid,
+    name: String,
+    secret_enc: String,
+    last_step: Option<i64>,
+    created_at: i64,
+    confirmed_at: Option<i64>,
+    last_used_at: Option<i64>,
+}
+
+impl From<TotpRow> for TotpCredential {
+    fn from(r: TotpRow) -> Self {
+        TotpCredential {
+            id: r.id,
+            account_id: r.account_id,
+            name: r.name,
+            secret_enc: r.secret_enc,
+            last_step: r.last_step,
+            created_at: r.created_at,
+            confirmed_at: r.confirmed_at,
+            last_used_at: r.last_used_at,
+        }
+    }
+}
+
+/// The column list of `TotpRow`.
+macro_rules! totp_columns {
+    () => {
+        "id, account_id, name, secret_enc, last_step, created_at, confirmed_at, last_used_at"
+    };
+}
+pub(super) use totp_columns;
 
 #[derive(sqlx::FromRow)]
 pub(super) struct ClientRow {

@@ -9,6 +9,7 @@ mod notify;
 mod oidc_flow;
 mod par;
 mod registration;
+mod second_factor;
 mod store_contract;
 mod structure;
 mod tokens;

@@ -20,7 +20,7 @@ use xacthuc::store::{
     AccessTokenFormat, AccessTokenRecord, Account, AccountStatus, AuthCodeRecord, ClientKind, ClientRecord,
     ClientSettings, CodeData, Conflict, ConsumedCode, ConsumedRefresh, DynStore, GrantAuth, GrantRecord, IdentityData,
     LogoutDelivery, PendingAuthorization, PushedRequest, RefreshTokenRecord, SessionRecord, SigningKeyRecord, Store,
-    StoreError, TokenAuthMethod, connect,
+    StoreError, TokenAuthMethod, TotpCredential, connect,
 };
 
 /// A fixed "now" (2025-06-15); the store never reads the clock.
@@ -180,6 +180,14 @@ on_both_backends! {
     logout_deliveries(backend),
     purge_expired_issued(backend),
     logout_delivery_claims(backend),
+    always_second_factor(store),
+    totp_credentials(store),
+    totp_steps_concurrent(backend),
+    recovery_codes(store),
+    recovery_codes_concurrent(backend),
+    session_step_up(store),
+    session_step_up_concurrent(backend),
+    purge_totp_enrolments(store),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -221,6 +229,7 @@ fn account(username: &str, identity: Option<IdentityData>, as_level: AsLevel) ->
         phone: None,
         identity,
         status: AccountStatus::Active,
+        always_second_factor: false,
         created_at: T0,
         updated_at: T0,
     }
@@ -1902,4 +1911,394 @@ async fn logout_delivery_claims(b: &Backend) {
             .unwrap()
     );
     assert!(!store.due_logout_deliveries(T0 + 600, 100).await.unwrap().contains(&orphan));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Second factors: the per-account switch, TOTP credentials, recovery codes, session step-up.
+
+/// `always_second_factor` round-trips as a `bool`, defaults to off, and is switched (audited)
+/// by `set_always_second_factor`.
+async fn always_second_factor(store: &dyn Store) {
+    let (plain, _) = seed(store).await;
+    assert!(!store.get_account(plain.id).await.unwrap().unwrap().always_second_factor);
+    let strict = Account { always_second_factor: true, ..account("cuong.le", None, AsLevel::As2) };
+    store.create_account(&strict, &event("account.created").account(strict.id)).await.unwrap();
+    assert_eq!(store.get_account(strict.id).await.unwrap(), Some(strict.clone()));
+    assert_eq!(store.find_account_by_username("cuong.le").await.unwrap(), Some(strict.clone()));
+
+    let before = audit_len(store).await;
+    let e = event("account.second_factor_required").account(plain.id);
+    store.set_always_second_factor(plain.id, true, T0 + 50, &e).await.unwrap();
+    assert_audited(store, before, &e).await;
+    let on = store.get_account(plain.id).await.unwrap().unwrap();
+    assert_eq!(on, Account { always_second_factor: true, updated_at: T0 + 50, ..plain.clone() });
+
+    let e = event("account.second_factor_optional").account(strict.id);
+    store.set_always_second_factor(strict.id, false, T0 + 60, &e).await.unwrap();
+    assert_audited(store, before + 1, &e).await;
+    assert_eq!(
+        store.get_account(strict.id).await.unwrap(),
+        Some(Account { always_second_factor: false, updated_at: T0 + 60, ..strict.clone() })
+    );
+    // Setting the same value again is fine (and recorded).
+    store.set_always_second_factor(strict.id, false, T0 + 70, &event("again")).await.unwrap();
+    assert_eq!(audit_len(store).await, before + 3);
+
+    let unknown = store.set_always_second_factor(Uuid::new_v4(), true, T0, &event("nobody")).await;
+    assert!(matches!(unknown, Err(StoreError::NotFound)), "{unknown:?}");
+    assert_eq!(audit_len(store).await, before + 3, "no event for an unknown account");
+    assert!(store.get_account(plain.id).await.unwrap().unwrap().always_second_factor, "others untouched");
+}
+
+fn totp(account: &Account, name: &str, created_at: i64) -> TotpCredential {
+    TotpCredential {
+        id: Uuid::new_v4(),
+        account_id: account.id,
+        name: name.into(),
+        secret_enc: format!("sealed:totp:{name}"),
+        last_step: None,
+        created_at,
+        confirmed_at: None,
+        last_used_at: None,
+    }
+}
+
+async fn totp_by_id(store: &dyn Store, account: &Account, id: Uuid) -> Option<TotpCredential> {
+    store.list_totp(account.id).await.unwrap().into_iter().find(|t| t.id == id)
+}
+
+async fn totp_credentials(store: &dyn Store) {
+    let (citizen, _) = seed(store).await;
+    let (other, _) = seed(store).await;
+    let before = audit_len(store).await;
+
+    // Enrolment: stored as given, no audit event, listed oldest first, per account.
+    let phone = totp(&citizen, "Điện thoại của tôi", T0 - 100);
+    let tablet = totp(&citizen, "Máy tính bảng", T0 - 50);
+    let foreign = totp(&other, "other", T0 - 200);
+    store.create_totp(&tablet).await.unwrap();
+    store.create_totp(&phone).await.unwrap();
+    store.create_totp(&foreign).await.unwrap();
+    assert_eq!(audit_len(store).await, before, "an enrolment is not audited");
+    assert_eq!(store.list_totp(citizen.id).await.unwrap(), vec![phone.clone(), tablet.clone()]);
+    assert_eq!(store.list_totp(other.id).await.unwrap(), vec![foreign.clone()]);
+    assert_eq!(store.list_totp(Uuid::new_v4()).await.unwrap(), vec![]);
+    assert!(store.create_totp(&phone).await.is_err(), "the id is unique");
+
+    // The replay guard refuses an unconfirmed credential.
+    assert!(!store.use_totp_step(phone.id, 100, T0).await.unwrap());
+    assert_eq!(totp_by_id(store, &citizen, phone.id).await, Some(phone.clone()));
+
+    // Confirmation: only by its account, only once; audited only when it happens.
+    assert!(!store.confirm_totp(phone.id, other.id, 100, T0, &event("factor.enrolled")).await.unwrap());
+    assert!(!store.confirm_totp(Uuid::new_v4(), citizen.id, 100, T0, &event("factor.enrolled")).await.unwrap());
+    assert_eq!(audit_len(store).await, before, "a refused confirmation appends nothing");
+    assert_eq!(totp_by_id(store, &citizen, phone.id).await, Some(phone.clone()), "nothing written");
+
+    let e = event("factor.enrolled").account(citizen.id).detail("factor", "totp");
+    assert!(store.confirm_totp(phone.id, citizen.id, 100, T0, &e).await.unwrap());
+    assert_audited(store, before, &e).await;
+    let confirmed =
+        TotpCredential { last_step: Some(100), confirmed_at: Some(T0), last_used_at: Some(T0), ..phone.clone() };
+    assert_eq!(totp_by_id(store, &citizen, phone.id).await, Some(confirmed.clone()));
+    assert!(!store.confirm_totp(phone.id, citizen.id, 200, T0 + 30, &event("factor.enrolled")).await.unwrap());
+    assert_eq!(audit_len(store).await, before + 1, "a second confirmation appends nothing");
+    assert_eq!(totp_by_id(store, &citizen, phone.id).await, Some(confirmed.clone()), "nor changes anything");
+    assert_eq!(store.list_totp(citizen.id).await.unwrap(), vec![confirmed.clone(), tablet.clone()], "order kept");
+
+    // The replay guard: only a later step than any accepted before.
+    assert!(!store.use_totp_step(phone.id, 100, T0 + 1).await.unwrap(), "the confirming step is spent");
+    assert!(!store.use_totp_step(phone.id, 99, T0 + 1).await.unwrap(), "an earlier step");
+    assert_eq!(totp_by_id(store, &citizen, phone.id).await, Some(confirmed.clone()), "refusals write nothing");
+    assert!(store.use_totp_step(phone.id, 101, T0 + 30).await.unwrap());
+    let used = TotpCredential { last_step: Some(101), last_used_at: Some(T0 + 30), ..confirmed.clone() };
+    assert_eq!(totp_by_id(store, &citizen, phone.id).await, Some(used.clone()));
+    assert!(!store.use_totp_step(phone.id, 101, T0 + 31).await.unwrap(), "a replay of the same step");
+    assert!(store.use_totp_step(phone.id, 105, T0 + 150).await.unwrap(), "steps may be skipped");
+    assert!(!store.use_totp_step(phone.id, 104, T0 + 151).await.unwrap());
+    assert!(!store.use_totp_step(Uuid::new_v4(), 500, T0).await.unwrap(), "unknown credential");
+    assert_eq!(audit_len(store).await, before + 1, "steps are not audited");
+    let used = TotpCredential { last_step: Some(105), last_used_at: Some(T0 + 150), ..confirmed.clone() };
+    assert_eq!(totp_by_id(store, &citizen, phone.id).await, Some(used.clone()));
+    assert_eq!(totp_by_id(store, &citizen, tablet.id).await, Some(tablet.clone()), "others untouched");
+
+    // Deletion: only by its account; audited only when it happens; unconfirmed ones too.
+    assert!(!store.delete_totp(phone.id, other.id, &event("factor.removed")).await.unwrap());
+    assert!(!store.delete_totp(Uuid::new_v4(), citizen.id, &event("factor.removed")).await.unwrap());
+    assert_eq!(audit_len(store).await, before + 1, "a refused deletion appends nothing");
+    assert_eq!(store.list_totp(citizen.id).await.unwrap(), vec![used.clone(), tablet.clone()]);
+    let e = event("factor.removed").account(citizen.id).detail("factor", "totp");
+    assert!(store.delete_totp(phone.id, citizen.id, &e).await.unwrap());
+    assert_audited(store, before + 1, &e).await;
+    assert_eq!(store.list_totp(citizen.id).await.unwrap(), vec![tablet.clone()]);
+    assert!(!store.delete_totp(phone.id, citizen.id, &event("factor.removed")).await.unwrap());
+    assert!(!store.use_totp_step(phone.id, 900, T0 + 300).await.unwrap(), "a deleted credential");
+    let e = event("factor.removed").account(citizen.id);
+    assert!(store.delete_totp(tablet.id, citizen.id, &e).await.unwrap());
+    assert_audited(store, before + 2, &e).await;
+    assert_eq!(store.list_totp(citizen.id).await.unwrap(), vec![]);
+    assert_eq!(store.list_totp(other.id).await.unwrap(), vec![foreign], "the other account's stays");
+}
+
+/// Several sign-ins presenting the same code at once: exactly one advances the step.
+async fn totp_steps_concurrent(b: &Backend) {
+    const CALLERS: i64 = 8;
+    let (citizen, _) = seed(b.store.as_ref()).await;
+    let t = totp(&citizen, "race", T0 - 60);
+    b.store.create_totp(&t).await.unwrap();
+    assert!(b.store.confirm_totp(t.id, citizen.id, 1000, T0 - 30, &event("factor.enrolled")).await.unwrap());
+    let id = t.id;
+    for round in 0..4 {
+        let step = 1001 + round;
+        let barrier = Arc::new(Barrier::new(CALLERS as usize));
+        let tasks: Vec<_> = (0..CALLERS)
+            .map(|i| {
+                let (store, barrier) = (b.store.clone(), barrier.clone());
+                let at = T0 + 100 * round + i;
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    (at, store.use_totp_step(id, step, at).await.unwrap())
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            let (at, ok) = task.await.unwrap();
+            if ok {
+                winners.push(at);
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: exactly one caller accepts step {step}, got {winners:?}");
+        let now = totp_by_id(b.store.as_ref(), &citizen, t.id).await.unwrap();
+        assert_eq!((now.last_step, now.last_used_at), (Some(step), Some(winners[0])), "round {round}");
+    }
+}
+
+fn recovery_hashes(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-recovery-hash-{i}")).collect()
+}
+
+async fn recovery_codes(store: &dyn Store) {
+    let (citizen, _) = seed(store).await;
+    let (other, _) = seed(store).await;
+    assert_eq!(store.count_recovery_codes(citizen.id).await.unwrap(), 0);
+    assert_eq!(store.count_recovery_codes(Uuid::new_v4()).await.unwrap(), 0);
+    let before = audit_len(store).await;
+
+    // A first set, audited.
+    let first = recovery_hashes("first", 3);
+    let e = event("factor.recovery_codes_issued").account(citizen.id);
+    store.replace_recovery_codes(citizen.id, &first, T0, &e).await.unwrap();
+    assert_audited(store, before, &e).await;
+    assert_eq!(store.count_recovery_codes(citizen.id).await.unwrap(), 3);
+    // The same hash may exist for another account.
+    store.replace_recovery_codes(other.id, &first[..1], T0, &event("factor.recovery_codes_issued")).await.unwrap();
+    assert_eq!(store.count_recovery_codes(other.id).await.unwrap(), 1);
+
+    // Spending: once per code; the count goes down; only the account's own codes.
+    let e = event("factor.recovery_code_used").account(citizen.id);
+    assert_eq!(store.use_recovery_code(citizen.id, &first[1], T0 + 10, &e).await.unwrap(), Some(2));
+    assert_audited(store, before + 2, &e).await;
+    assert_eq!(store.count_recovery_codes(citizen.id).await.unwrap(), 2);
+    assert_eq!(store.use_recovery_code(citizen.id, &first[1], T0 + 11, &event("again")).await.unwrap(), None);
+    assert_eq!(store.use_recovery_code(citizen.id, "unknown-hash", T0 + 11, &event("unknown")).await.unwrap(), None);
+    assert_eq!(
+        store.use_recovery_code(Uuid::new_v4(), &first[0], T0 + 11, &event("nobody")).await.unwrap(),
+        None,
+        "another account's code"
+    );
+    assert_eq!(audit_len(store).await, before + 3, "a refused code appends nothing");
+    assert_eq!(store.count_recovery_codes(citizen.id).await.unwrap(), 2);
+    assert_eq!(store.use_recovery_code(other.id, &first[0], T0 + 12, &event("used")).await.unwrap(), Some(0));
+    assert_eq!(store.count_recovery_codes(other.id).await.unwrap(), 0);
+    assert_eq!(store.count_recovery_codes(citizen.id).await.unwrap(), 2, "per account");
+    assert_eq!(store.use_recovery_code(citizen.id, &first[0], T0 + 13, &event("used")).await.unwrap(), Some(1));
+    let before = audit_len(store).await;
+
+    // A duplicate hash in a new set fails it whole: the old set, count and log are unchanged.
+    let duplicated = vec!["dup-hash".to_string(), "fresh-hash".to_string(), "dup-hash".to_string()];
+    assert!(store.replace_recovery_codes(citizen.id, &duplicated, T0 + 20, &event("issued")).await.is_err());
+    assert_eq!(audit_len(store).await, before, "nothing written on failure");
+    assert_eq!(store.count_recovery_codes(citizen.id).await.unwrap(), 1);
+    assert_eq!(store.use_recovery_code(citizen.id, "fresh-hash", T0 + 21, &event("used")).await.unwrap(), None);
+
+    // A new set replaces the old one, used and unused codes alike.
+    let second = recovery_hashes("second", 10);
+    let e = event("factor.recovery_codes_issued").account(citizen.id).detail("n", 10);
+    store.replace_recovery_codes(citizen.id, &second, T0 + 30, &e).await.unwrap();
+    assert_audited(store, before, &e).await;
+    assert_eq!(store.count_recovery_codes(citizen.id).await.unwrap(), 10);
+    assert_eq!(store.use_recovery_code(citizen.id, &first[2], T0 + 31, &event("old")).await.unwrap(), None);
+    assert_eq!(store.use_recovery_code(citizen.id, &second[9], T0 + 32, &event("new")).await.unwrap(), Some(9));
+    // Including a previously used hash: it comes back unused.
+    store.replace_recovery_codes(citizen.id, &second[9..], T0 + 40, &event("issued")).await.unwrap();
+    assert_eq!(store.count_recovery_codes(citizen.id).await.unwrap(), 1);
+    assert_eq!(store.use_recovery_code(citizen.id, &second[9], T0 + 41, &event("used")).await.unwrap(), Some(0));
+
+    // An empty set removes them all.
+    let e = event("factor.recovery_codes_removed").account(citizen.id);
+    let before = audit_len(store).await;
+    store.replace_recovery_codes(citizen.id, &[], T0 + 50, &e).await.unwrap();
+    assert_audited(store, before, &e).await;
+    assert_eq!(store.count_recovery_codes(citizen.id).await.unwrap(), 0);
+    assert_eq!(store.count_recovery_codes(other.id).await.unwrap(), 0);
+}
+
+/// The same recovery code presented several times at once: exactly one is accepted.
+async fn recovery_codes_concurrent(b: &Backend) {
+    const CALLERS: usize = 8;
+    let (citizen, _) = seed(b.store.as_ref()).await;
+    let codes = recovery_hashes("race", 4);
+    b.store.replace_recovery_codes(citizen.id, &codes, T0, &event("issued")).await.unwrap();
+    let account_id = citizen.id;
+    for (round, code) in codes.iter().enumerate() {
+        let before = audit_len(b.store.as_ref()).await;
+        let barrier = Arc::new(Barrier::new(CALLERS));
+        let tasks: Vec<_> = (0..CALLERS)
+            .map(|_| {
+                let (store, barrier, code) = (b.store.clone(), barrier.clone(), code.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store
+                        .use_recovery_code(account_id, &code, T0 + 10, &event("used").account(account_id))
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
+        let spent: Vec<_> = results.iter().flatten().collect();
+        let left = (codes.len() - round - 1) as i64;
+        assert_eq!(spent, vec![&left], "round {round}: exactly one Some({left}), got {results:?}");
+        assert_eq!(audit_len(b.store.as_ref()).await, before + 1, "round {round}: one event");
+        assert_eq!(b.store.count_recovery_codes(citizen.id).await.unwrap(), left);
+    }
+    assert_eq!(verify_chain(&audit_all(b.store.as_ref()).await), Ok(()));
+}
+
+async fn session_step_up(store: &dyn Store) {
+    let (citizen, _) = seed(store).await;
+    let s = session(&citizen, "step-up-1");
+    store.create_session(&s, &event("login.succeeded")).await.unwrap();
+    let bystander = session(&citizen, "step-up-bystander");
+    store.create_session(&bystander, &event("login.succeeded")).await.unwrap();
+    let before = audit_len(store).await;
+
+    // Step up: the factor is appended and the token rotates.
+    let totp_factor = VerifiedFactor { method: Method::Totp, at: T0 + 20 };
+    let e = event("login.second_factor").account(citizen.id);
+    assert!(store.add_session_factor("step-up-1", "step-up-2", &totp_factor, &e).await.unwrap());
+    assert_audited(store, before, &e).await;
+    assert_eq!(store.find_session("step-up-1", T0).await.unwrap(), None, "the old token no longer finds it");
+    let stepped = SessionRecord {
+        token_hash: "step-up-2".into(),
+        factors: vec![VerifiedFactor { method: Method::Password, at: T0 }, totp_factor],
+        ..s.clone()
+    };
+    assert_eq!(store.find_session("step-up-2", T0).await.unwrap(), Some(stepped.clone()));
+
+    // Again: factors stay in order.
+    let recovery = VerifiedFactor { method: Method::RecoveryCode, at: T0 + 40 };
+    assert!(store.add_session_factor("step-up-2", "step-up-3", &recovery, &event("again")).await.unwrap());
+    let again = SessionRecord {
+        token_hash: "step-up-3".into(),
+        factors: vec![VerifiedFactor { method: Method::Password, at: T0 }, totp_factor, recovery],
+        ..s.clone()
+    };
+    assert_eq!(store.find_session("step-up-3", T0).await.unwrap(), Some(again.clone()));
+    assert_eq!(store.find_session("step-up-2", T0).await.unwrap(), None);
+    let before = before + 2;
+
+    // No such session (an old token, an unknown one): false, nothing written.
+    assert!(!store.add_session_factor("step-up-1", "step-up-x", &totp_factor, &event("stale")).await.unwrap());
+    assert!(!store.add_session_factor("step-up-2", "step-up-y", &totp_factor, &event("stale")).await.unwrap());
+    assert!(!store.add_session_factor("nope", "step-up-z", &totp_factor, &event("unknown")).await.unwrap());
+    assert_eq!(audit_len(store).await, before, "no session appends no event");
+    for h in ["step-up-x", "step-up-y", "step-up-z"] {
+        assert_eq!(store.find_session(h, T0).await.unwrap(), None);
+    }
+
+    // Rotating onto a token another session holds fails, and writes nothing.
+    let clash = store.add_session_factor("step-up-3", "step-up-bystander", &totp_factor, &event("clash")).await;
+    assert!(clash.is_err(), "{clash:?}");
+    assert_eq!(audit_len(store).await, before, "nothing written on failure");
+    assert_eq!(store.find_session("step-up-3", T0).await.unwrap(), Some(again.clone()));
+    assert_eq!(store.find_session("step-up-bystander", T0).await.unwrap(), Some(bystander.clone()));
+
+    // Expiry is the caller's check: an existing expired session is still stepped up.
+    let expired = SessionRecord { expires_at: T0 - 1, ..session(&citizen, "step-up-expired") };
+    store.create_session(&expired, &event("login.succeeded")).await.unwrap();
+    assert!(store.add_session_factor("step-up-expired", "step-up-expired-2", &totp_factor, &event("x")).await.unwrap());
+    let found = store.find_session("step-up-expired-2", T0 - 10).await.unwrap().unwrap();
+    assert_eq!(found.factors.len(), 2);
+
+    // Sign-out with the rotated token ends the session.
+    assert!(store.delete_session("step-up-3", T0 + 50, &event("logout"), &[]).await.unwrap());
+    assert!(!store.add_session_factor("step-up-3", "step-up-4", &totp_factor, &event("late")).await.unwrap());
+    assert_eq!(store.find_session("step-up-bystander", T0).await.unwrap(), Some(bystander));
+}
+
+/// Two step-ups of the same session at once (two tabs): exactly one rotates it; the session
+/// carries exactly that one's factor.
+async fn session_step_up_concurrent(b: &Backend) {
+    const CALLERS: i64 = 6;
+    let (citizen, _) = seed(b.store.as_ref()).await;
+    for round in 0..3 {
+        let old = format!("concurrent-step-up-{round}");
+        b.store.create_session(&session(&citizen, &old), &event("login.succeeded")).await.unwrap();
+        let before = audit_len(b.store.as_ref()).await;
+        let barrier = Arc::new(Barrier::new(CALLERS as usize));
+        let tasks: Vec<_> = (0..CALLERS)
+            .map(|i| {
+                let (store, barrier, old) = (b.store.clone(), barrier.clone(), old.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let new = format!("{old}-by-{i}");
+                    let factor = VerifiedFactor { method: Method::Totp, at: T0 + i };
+                    let ok =
+                        store.add_session_factor(&old, &new, &factor, &event("login.second_factor")).await.unwrap();
+                    (i, ok)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            let (i, ok) = task.await.unwrap();
+            if ok {
+                winners.push(i);
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: exactly one step-up, got {winners:?}");
+        let w = winners[0];
+        assert_eq!(audit_len(b.store.as_ref()).await, before + 1, "round {round}: one event");
+        assert_eq!(b.store.find_session(&old, T0).await.unwrap(), None);
+        let found = b.store.find_session(&format!("{old}-by-{w}"), T0).await.unwrap().unwrap();
+        assert_eq!(
+            found.factors,
+            vec![
+                VerifiedFactor { method: Method::Password, at: T0 },
+                VerifiedFactor { method: Method::Totp, at: T0 + w }
+            ]
+        );
+    }
+}
+
+/// Unconfirmed TOTP enrolments go a day after their creation; confirmed ones stay.
+async fn purge_totp_enrolments(store: &dyn Store) {
+    let (citizen, _) = seed(store).await;
+    let abandoned = totp(&citizen, "abandoned", T0 - 86_400);
+    let recent = totp(&citizen, "recent", T0 - 86_399);
+    let old_confirmed = totp(&citizen, "old-confirmed", T0 - 30 * 86_400);
+    for t in [&abandoned, &recent, &old_confirmed] {
+        store.create_totp(t).await.unwrap();
+    }
+    assert!(store.confirm_totp(old_confirmed.id, citizen.id, 7, T0 - 30 * 86_400, &event("enrolled")).await.unwrap());
+    assert_eq!(store.purge_expired(T0).await.unwrap(), 1, "the abandoned enrolment");
+    let left: Vec<_> = store.list_totp(citizen.id).await.unwrap().into_iter().map(|t| t.name).collect();
+    assert_eq!(left, vec!["old-confirmed".to_string(), "recent".to_string()]);
+    assert_eq!(store.purge_expired(T0).await.unwrap(), 0, "idempotent");
+    assert_eq!(store.purge_expired(T0 + 1).await.unwrap(), 1, "the recent one a second later");
 }

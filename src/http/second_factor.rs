@@ -1,0 +1,213 @@
+//! Pages for second factors: the second step of a sign-in, enrolling an authenticator app,
+//! recovery codes, and the "always ask" setting.
+
+use super::ctx::{WebCtx, secret_cookie};
+use super::oidc::{after_login, csrf_failed, service_failure};
+use crate::app::{AppState, now};
+use crate::service::second_factor::{self, SecondFactorError, SecondFactorInput};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use minijinja::{Value, context};
+use serde::Deserialize;
+use uuid::Uuid;
+
+#[derive(Deserialize)]
+pub struct PendingParam {
+    r: Option<String>,
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Option<T> {
+    serde_urlencoded::from_bytes(body).ok()
+}
+
+fn bad_form(ctx: WebCtx) -> Response {
+    let (title, message) = (ctx.t("err_form_title"), ctx.t("err_form_text"));
+    ctx.error_page(StatusCode::BAD_REQUEST, title, message)
+}
+
+fn step_page(ctx: WebCtx, status: StatusCode, pending: &str, error: String) -> Response {
+    ctx.page(status, "second_factor.html", context! { pending => pending, error => error })
+}
+
+/// The second step: the citizen has signed in with a password; the request needs more.
+pub async fn second_get(ctx: WebCtx, Query(q): Query<PendingParam>) -> Response {
+    if ctx.session.is_none() {
+        let to = format!("/login?r={}", super::ctx::urlencoding(q.r.as_deref().unwrap_or("")));
+        return ctx.redirect(&to);
+    }
+    let pending = q.r.unwrap_or_default();
+    step_page(ctx, StatusCode::OK, &pending, String::new())
+}
+
+#[derive(Deserialize)]
+pub struct SecondForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    method: String,
+    #[serde(default)]
+    code: String,
+    r: Option<String>,
+}
+
+pub async fn second_post(State(state): State<AppState>, mut ctx: WebCtx, body: Bytes) -> Response {
+    let Some(form) = parse::<SecondForm>(&body) else { return bad_form(ctx) };
+    if !ctx.csrf_ok(&form.csrf) {
+        return csrf_failed(ctx);
+    }
+    let Some((session, account)) = ctx.session.clone() else {
+        return ctx.redirect("/login");
+    };
+    let input = match form.method.as_str() {
+        "recovery_code" => SecondFactorInput::RecoveryCode(&form.code),
+        _ => SecondFactorInput::Totp(&form.code),
+    };
+    let pending = form.r.clone().unwrap_or_default();
+    match second_factor::verify(&state, &session, &account, input, now()).await {
+        Ok(stepped) => {
+            ctx.jar = ctx.jar.add(secret_cookie(&state, "session", stepped.cookie, None));
+            let to = after_login(form.r.as_deref());
+            ctx.redirect(&to)
+        }
+        Err(SecondFactorError::Totp(e)) => {
+            let message = e.message(ctx.lang).to_string();
+            step_page(ctx, StatusCode::UNAUTHORIZED, &pending, message)
+        }
+        Err(SecondFactorError::RecoveryCode) => {
+            let message = ctx.t("err_recovery_code");
+            step_page(ctx, StatusCode::UNAUTHORIZED, &pending, message)
+        }
+        Err(SecondFactorError::Service(e)) => service_failure(ctx, e),
+        Err(_) => step_page(ctx, StatusCode::UNAUTHORIZED, &pending, String::new()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Starts enrolling an authenticator app.
+pub async fn totp_new(State(state): State<AppState>, ctx: WebCtx, body: Bytes) -> Response {
+    let form = parse::<CsrfForm>(&body).unwrap_or(CsrfForm { csrf: String::new() });
+    if !ctx.csrf_ok(&form.csrf) {
+        return csrf_failed(ctx);
+    }
+    let Some((_, account)) = ctx.session.clone() else { return ctx.redirect("/login") };
+    match second_factor::start_totp(&state, &account, now()).await {
+        Ok(id) => ctx.redirect(&format!("/account/totp/{id}")),
+        Err(e) => service_failure(ctx, e),
+    }
+}
+
+async fn enrol_page(state: &AppState, ctx: WebCtx, id: Uuid, status: StatusCode, error: String) -> Response {
+    let Some((_, account)) = ctx.session.clone() else { return ctx.redirect("/login") };
+    match second_factor::totp_enrolment(state, &account, id, ctx.lang).await {
+        Ok(Some(e)) => ctx.page(
+            status,
+            "totp_enrol.html",
+            context! {
+                id => id.to_string(),
+                qr_svg => Value::from_safe_string(e.qr_svg),
+                secret => e.base32_secret,
+                uri => e.otpauth_uri,
+                error => error,
+            },
+        ),
+        Ok(None) => ctx.redirect("/account"),
+        Err(e) => service_failure(ctx, e),
+    }
+}
+
+pub async fn totp_get(State(state): State<AppState>, ctx: WebCtx, Path(id): Path<Uuid>) -> Response {
+    enrol_page(&state, ctx, id, StatusCode::OK, String::new()).await
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+}
+
+fn codes_page(ctx: WebCtx, codes: Vec<String>) -> Response {
+    ctx.page(StatusCode::OK, "recovery_codes.html", context! { codes => codes })
+}
+
+pub async fn totp_confirm(State(state): State<AppState>, ctx: WebCtx, Path(id): Path<Uuid>, body: Bytes) -> Response {
+    let Some(form) = parse::<CodeForm>(&body) else { return bad_form(ctx) };
+    if !ctx.csrf_ok(&form.csrf) {
+        return csrf_failed(ctx);
+    }
+    let Some((_, account)) = ctx.session.clone() else { return ctx.redirect("/login") };
+    match second_factor::confirm_totp(&state, &account, id, &form.code, now()).await {
+        Ok(Some(codes)) => codes_page(ctx, codes),
+        Ok(None) => ctx.redirect("/account"),
+        Err(SecondFactorError::Totp(e)) => {
+            let message = e.message(ctx.lang).to_string();
+            enrol_page(&state, ctx, id, StatusCode::BAD_REQUEST, message).await
+        }
+        Err(SecondFactorError::Service(e)) => service_failure(ctx, e),
+        Err(_) => ctx.redirect("/account"),
+    }
+}
+
+fn not_fresh(ctx: WebCtx) -> Response {
+    let (title, message) = (ctx.t("err_not_fresh_title"), ctx.t("err_not_fresh_text"));
+    ctx.error_page(StatusCode::FORBIDDEN, title, message)
+}
+
+pub async fn totp_remove(State(state): State<AppState>, ctx: WebCtx, Path(id): Path<Uuid>, body: Bytes) -> Response {
+    let form = parse::<CsrfForm>(&body).unwrap_or(CsrfForm { csrf: String::new() });
+    if !ctx.csrf_ok(&form.csrf) {
+        return csrf_failed(ctx);
+    }
+    let Some((session, account)) = ctx.session.clone() else { return ctx.redirect("/login") };
+    match second_factor::remove_totp(&state, &account, &session, id, now()).await {
+        Ok(()) | Err(SecondFactorError::NotFound) => ctx.redirect("/account"),
+        Err(SecondFactorError::NotFresh) => not_fresh(ctx),
+        Err(SecondFactorError::Service(e)) => service_failure(ctx, e),
+        Err(_) => ctx.redirect("/account"),
+    }
+}
+
+pub async fn recovery_new(State(state): State<AppState>, ctx: WebCtx, body: Bytes) -> Response {
+    let form = parse::<CsrfForm>(&body).unwrap_or(CsrfForm { csrf: String::new() });
+    if !ctx.csrf_ok(&form.csrf) {
+        return csrf_failed(ctx);
+    }
+    let Some((session, account)) = ctx.session.clone() else { return ctx.redirect("/login") };
+    let t = now();
+    if !session.factors.iter().any(|f| f.at >= t - second_factor::FRESH_SIGN_IN_SECONDS) {
+        return not_fresh(ctx);
+    }
+    match second_factor::new_recovery_codes(&state, &account, t).await {
+        Ok(codes) => codes_page(ctx, codes),
+        Err(SecondFactorError::Service(e)) => service_failure(ctx, e),
+        Err(_) => ctx.redirect("/account"),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AlwaysForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    always: String,
+}
+
+pub async fn always_post(State(state): State<AppState>, ctx: WebCtx, body: Bytes) -> Response {
+    let Some(form) = parse::<AlwaysForm>(&body) else { return bad_form(ctx) };
+    if !ctx.csrf_ok(&form.csrf) {
+        return csrf_failed(ctx);
+    }
+    let Some((_, account)) = ctx.session.clone() else { return ctx.redirect("/login") };
+    match second_factor::set_always(&state, &account, form.always == "on", now()).await {
+        Ok(()) => ctx.redirect("/account"),
+        Err(e) => service_failure(ctx, e),
+    }
+}

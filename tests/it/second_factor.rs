@@ -1,0 +1,232 @@
+//! Two-step sign-in: enrolling an authenticator app from the account page, then password +
+//! code at a portal that asks for `2fa`. Codes come from an independent RFC 6238
+//! implementation (Python's standard library), never from the code under test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::common::*;
+use base64::Engine;
+use serde_json::Value;
+
+const CB: &str = "https://portal.example.vn/cb";
+const SECRET: &str = "portal-secret-0123456789abcdefghijklmnop";
+const HUNG: Citizen = Citizen {
+    username: "hung",
+    password: PASSWORD,
+    identity: Some(("087084000999", "Võ Văn Hùng", "1984-05-17", "male")),
+};
+
+/// RFC 6238 (SHA-1, 6 digits, 30 s) in Python's standard library, for time `t`.
+fn python_totp(secret_b32: &str, t: i64) -> String {
+    let script = r#"
+import base64, hashlib, hmac, struct, sys
+key = base64.b32decode(sys.argv[1].replace(" ", "").upper() + "=" * (-len(sys.argv[1].replace(" ", "")) % 8))
+counter = int(sys.argv[2]) // 30
+mac = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+o = mac[-1] & 0x0F
+print("%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7FFFFFFF) % 1000000))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, secret_b32, &t.to_string()])
+        .output()
+        .expect("python3 is needed for the independent TOTP implementation");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Enrols an authenticator app for the signed-in `http`; returns (secret, recovery codes).
+async fn enrol(server: &TestServer, http: &reqwest::Client) -> (String, Vec<String>) {
+    let account = http.get(server.url("/account")).send().await.unwrap().text().await.unwrap();
+    let resp = http.post(server.url("/account/totp")).form(&[("csrf", hidden(&account, "csrf"))]).send().await.unwrap();
+    let enrol_url = absolute(&server.base, &location(&resp));
+    let page = http.get(&enrol_url).send().await.unwrap().text().await.unwrap().replace("&#x2f;", "/");
+    assert!(page.contains("<svg") && page.contains("<title>"), "inline, labelled QR code");
+    assert!(page.contains("otpauth://totp/"), "the otpauth link");
+    assert!(page.contains("autocomplete=\"one-time-code\"") && page.contains("inputmode=\"numeric\""));
+    let start = page.find("<code class=\"secret\">").unwrap() + "<code class=\"secret\">".len();
+    let secret = page[start..start + page[start..].find('<').unwrap()].to_string();
+    // A wrong code is refused, the right one confirms.
+    let confirm = format!("{enrol_url}/confirm");
+    let resp =
+        http.post(&confirm).form(&[("csrf", hidden(&page, "csrf")), ("code", "000000".into())]).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let code = python_totp(&secret, xacthuc::app::now());
+    let resp = http.post(&confirm).form(&[("csrf", hidden(&page, "csrf")), ("code", code)]).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let codes_page = resp.text().await.unwrap();
+    let codes: Vec<String> =
+        codes_page.split("<li><code>").skip(1).map(|s| s[..s.find('<').unwrap()].to_string()).collect();
+    assert_eq!(codes.len(), 10, "ten recovery codes shown once");
+    (secret, codes)
+}
+
+async fn token_claims(server: &TestServer, code: &str) -> Value {
+    let resp = reqwest::Client::new()
+        .post(server.url("/token"))
+        .basic_auth("portal", Some(SECRET))
+        .form(&[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", CB)])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    let jwt = body["id_token"].as_str().unwrap_or_else(|| panic!("{body}"));
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+/// Signs in with the password at a portal asking for 2fa; returns the second-step page URL.
+async fn to_second_step(server: &TestServer, http: &reqwest::Client) -> String {
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs([
+        ("response_type", "code"),
+        ("client_id", "portal"),
+        ("redirect_uri", CB),
+        ("scope", "openid"),
+        ("acr_values", "urn:xacthuc:loa:as2:2fa"),
+    ]);
+    let resp = http.get(url.as_str()).send().await.unwrap();
+    let login = absolute(&server.base, &location(&resp));
+    assert!(login.contains("/login?r="), "{login}");
+    let page = http.get(&login).send().await.unwrap().text().await.unwrap();
+    let resp = http
+        .post(server.url("/login"))
+        .form(&[
+            ("csrf", hidden(&page, "csrf")),
+            ("r", hidden(&page, "r")),
+            ("username", HUNG.username.into()),
+            ("password", PASSWORD.into()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let resume = absolute(&server.base, &location(&resp));
+    let resp = http.get(&resume).send().await.unwrap();
+    let second = absolute(&server.base, &location(&resp));
+    assert!(second.contains("/login/second?r="), "only the second factor is asked: {second}");
+    second
+}
+
+async fn submit_second(
+    server: &TestServer,
+    http: &reqwest::Client,
+    second: &str,
+    method: &str,
+    code: &str,
+) -> reqwest::Response {
+    let page = http.get(second).send().await.unwrap().text().await.unwrap();
+    http.post(server.url("/login/second"))
+        .form(&[
+            ("csrf", hidden(&page, "csrf")),
+            ("r", hidden(&page, "r")),
+            ("method", method.into()),
+            ("code", code.into()),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn follow_to_code(server: &TestServer, http: &reqwest::Client, resp: reqwest::Response) -> String {
+    assert_eq!(resp.status(), 303, "second step refused");
+    let mut url = absolute(&server.base, &location(&resp));
+    for _ in 0..4 {
+        if url.starts_with(CB) {
+            return query_param(&url, "code").unwrap();
+        }
+        url = absolute(&server.base, &location(&http.get(&url).send().await.unwrap()));
+    }
+    panic!("no code: {url}");
+}
+
+#[tokio::test]
+async fn password_then_authenticator_code_reaches_2fa_and_codes_work_once() {
+    let server = TestServer::start().await;
+    server.add_client("portal", CB, "PS256").await;
+    let enroller = client();
+    register(&server, &enroller, &HUNG).await;
+    let (secret, recovery) = enrol(&server, &enroller).await;
+
+    // Password + a code from the app: the ID token says as2:2fa with pwd and otp.
+    let http = client();
+    let second = to_second_step(&server, &http).await;
+    let page = http.get(&second).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Xác thực hai yếu tố") && page.contains("autocomplete=\"one-time-code\""));
+    // The enrolment used the current time step; the next one (+1, within the allowed skew) is fresh.
+    let code = python_totp(&secret, xacthuc::app::now() + 30);
+    let resp = submit_second(&server, &http, &second, "totp", "000000").await;
+    assert_eq!(resp.status(), 401);
+    assert!(resp.text().await.unwrap().contains("Mã OTP không hợp lệ"));
+    let resp = submit_second(&server, &http, &second, "totp", &code).await;
+    let claims = token_claims(&server, &follow_to_code(&server, &http, resp).await).await;
+    assert_eq!(claims["acr"], "urn:xacthuc:loa:as2:2fa");
+    assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+    assert_eq!(claims["auth_mechanism"], "2fa");
+
+    // The same code again, in another sign-in: a replay.
+    let other = client();
+    let second = to_second_step(&server, &other).await;
+    let resp = submit_second(&server, &other, &second, "totp", &code).await;
+    assert_eq!(resp.status(), 401);
+    assert!(resp.text().await.unwrap().contains("đã được sử dụng"), "replay refused");
+    // Two steps ahead is outside the allowed skew.
+    let far = python_totp(&secret, xacthuc::app::now() + 90);
+    assert_eq!(submit_second(&server, &other, &second, "totp", &far).await.status(), 401);
+
+    // A recovery code works once, and the citizen is told how many remain.
+    let resp = submit_second(&server, &other, &second, "recovery_code", &recovery[3].to_lowercase()).await;
+    let claims = token_claims(&server, &follow_to_code(&server, &other, resp).await).await;
+    assert_eq!(claims["acr"], "urn:xacthuc:loa:as2:2fa");
+    let third = client();
+    let second = to_second_step(&server, &third).await;
+    let resp = submit_second(&server, &third, &second, "recovery_code", &recovery[3]).await;
+    assert_eq!(resp.status(), 401, "recovery code single use");
+    let events = server.state.store.list_audit(1, 1000).await.unwrap();
+    for kind in ["factor.enrolled", "login.second_factor", "login.second_factor_failed", "factor.recovery_code_used"] {
+        assert!(events.iter().any(|e| e.event.kind == kind), "{kind} audited");
+    }
+    assert_eq!(xacthuc::audit::verify_chain(&events), Ok(()));
+}
+
+#[tokio::test]
+async fn the_citizen_can_ask_for_a_second_factor_at_every_sign_in() {
+    let server = TestServer::start().await;
+    server.add_client("portal", CB, "PS256").await;
+    let http = client();
+    register(&server, &http, &HUNG).await;
+    let (secret, _) = enrol(&server, &http).await;
+    let account = http.get(server.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(account.contains("Ứng dụng xác thực"));
+    let resp = http
+        .post(server.url("/account/second-factor"))
+        .form(&[("csrf", hidden(&account, "csrf")), ("always", "on".into())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+
+    // A plain request (no acr_values) now asks for the second step too.
+    let fresh = client();
+    let params = [("response_type", "code"), ("client_id", "portal"), ("redirect_uri", CB), ("scope", "openid")];
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs(params);
+    let login = absolute(&server.base, &location(&fresh.get(url.as_str()).send().await.unwrap()));
+    let page = fresh.get(&login).send().await.unwrap().text().await.unwrap();
+    let resp = fresh
+        .post(server.url("/login"))
+        .form(&[
+            ("csrf", hidden(&page, "csrf")),
+            ("r", hidden(&page, "r")),
+            ("username", HUNG.username.into()),
+            ("password", PASSWORD.into()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let resume = absolute(&server.base, &location(&resp));
+    let second = absolute(&server.base, &location(&fresh.get(&resume).send().await.unwrap()));
+    assert!(second.contains("/login/second"), "{second}");
+    let code = python_totp(&secret, xacthuc::app::now() + 30);
+    let resp = submit_second(&server, &fresh, &second, "totp", &code).await;
+    let claims = token_claims(&server, &follow_to_code(&server, &fresh, resp).await).await;
+    assert_eq!(claims["acr"], "urn:xacthuc:loa:as2:2fa");
+}
