@@ -186,3 +186,14 @@ CREATE TABLE audit_events (
     hash       TEXT NOT NULL
 );
 CREATE INDEX audit_events_account ON audit_events(account_id);
+
+-- Failed attempts per account and factor, counted in the database so that several instances
+-- agree; a factor locks for a while after too many failures in a window.
+CREATE TABLE failed_attempts (
+    account_id   UUID NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    factor       TEXT NOT NULL,
+    failures     BIGINT NOT NULL,
+    window_start BIGINT NOT NULL,
+    locked_until BIGINT,
+    PRIMARY KEY (account_id, factor)
+);

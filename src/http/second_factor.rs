@@ -79,6 +79,10 @@ pub async fn second_post(State(state): State<AppState>, mut ctx: WebCtx, body: B
             let message = ctx.t("err_recovery_code");
             step_page(ctx, StatusCode::UNAUTHORIZED, &pending, message)
         }
+        Err(SecondFactorError::Locked(_)) => {
+            let message = ctx.t("err_too_many_attempts");
+            step_page(ctx, StatusCode::TOO_MANY_REQUESTS, &pending, message)
+        }
         Err(SecondFactorError::Service(e)) => service_failure(ctx, e),
         Err(_) => step_page(ctx, StatusCode::UNAUTHORIZED, &pending, String::new()),
     }

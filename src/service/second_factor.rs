@@ -16,6 +16,15 @@ use uuid::Uuid;
 /// fresh sign-in").
 pub const FRESH_SIGN_IN_SECONDS: i64 = 300;
 
+/// Failed second-factor attempts allowed within [`FAILURE_WINDOW_SECONDS`] before the second
+/// factor locks for [`LOCK_SECONDS`]. A 6-digit code guessed 5 times per 15 minutes takes on
+/// average years to hit. One counter covers every second-factor method, so alternating methods
+/// gains nothing.
+pub const MAX_FAILURES: i64 = 5;
+pub const FAILURE_WINDOW_SECONDS: i64 = 900;
+pub const LOCK_SECONDS: i64 = 900;
+const LOCK_KEY: &str = "second_factor";
+
 #[derive(Debug, thiserror::Error)]
 pub enum SecondFactorError {
     #[error("{}", .0.message(Lang::En))]
@@ -28,6 +37,8 @@ pub enum SecondFactorError {
     NotFresh,
     #[error("the account would be left without a second factor it relies on")]
     LastFactor,
+    #[error("too many failed attempts; locked until {0}")]
+    Locked(i64),
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
@@ -168,6 +179,9 @@ pub async fn verify(
     input: SecondFactorInput<'_>,
     now: i64,
 ) -> Result<Stepped, SecondFactorError> {
+    if let Some(until) = state.store.locked_until(account.id, LOCK_KEY, now).await? {
+        return Err(SecondFactorError::Locked(until));
+    }
     let (method, recovery_left) = match input {
         SecondFactorInput::Totp(code) => (verify_totp(state, account, code, now).await?, None),
         SecondFactorInput::RecoveryCode(code) => {
@@ -187,6 +201,7 @@ pub async fn verify(
             }
         }
     };
+    state.store.clear_failures(account.id, LOCK_KEY).await?;
     let cookie = random_token()?;
     let factor = VerifiedFactor { method, at: now };
     let audit = AuditEvent::new(now, "login.second_factor", actor(account))
@@ -221,6 +236,18 @@ async fn fail(state: &AppState, account: &Account, factor: &str, now: i64) -> Re
     let event =
         AuditEvent::new(now, "login.second_factor_failed", actor(account)).account(account.id).detail("factor", factor);
     state.store.append_audit(&event).await?;
+    let locked = state
+        .store
+        .count_failure(account.id, LOCK_KEY, now, FAILURE_WINDOW_SECONDS, MAX_FAILURES, LOCK_SECONDS)
+        .await?;
+    if let Some(until) = locked {
+        tracing::warn!(account = %account.id, until, "second factor locked after repeated failures");
+        let event = AuditEvent::new(now, "factor.locked", "system")
+            .account(account.id)
+            .detail("factor", LOCK_KEY)
+            .detail("until", until);
+        state.store.append_audit(&event).await?;
+    }
     Ok(())
 }
 

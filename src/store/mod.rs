@@ -262,6 +262,24 @@ pub trait Store: Send + Sync {
     /// still unconfirmed a day after `created_at`. Returns the number of rows deleted.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
 
+    /// Counts a failed attempt at `factor` for the account, atomically: failures older than
+    /// `window_seconds` no longer count; the `max`-th failure within the window locks the factor
+    /// until `now + lock_seconds` and starts the count again. Returns the lock's end when this
+    /// failure locked it.
+    async fn count_failure(
+        &self,
+        account_id: Uuid,
+        factor: &str,
+        now: i64,
+        window_seconds: i64,
+        max: i64,
+        lock_seconds: i64,
+    ) -> StoreResult<Option<i64>>;
+    /// When the factor is locked at `now`, until when.
+    async fn locked_until(&self, account_id: Uuid, factor: &str, now: i64) -> StoreResult<Option<i64>>;
+    /// Forgets the failures (after a success).
+    async fn clear_failures(&self, account_id: Uuid, factor: &str) -> StoreResult<()>;
+
     /// Appends a standalone event (e.g. a failed sign-in) to the chain.
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     /// Events in chain order, from sequence number `from_seq` on, at most `limit`.

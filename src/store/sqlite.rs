@@ -998,6 +998,71 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
+    async fn count_failure(
+        &self,
+        account_id: Uuid,
+        factor: &str,
+        now: i64,
+        window_seconds: i64,
+        max: i64,
+        lock_seconds: i64,
+    ) -> StoreResult<Option<i64>> {
+        let mut tx = self.write().await?;
+        let failures: i64 = sqlx::query_scalar(
+            "INSERT INTO failed_attempts (account_id, factor, failures, window_start, locked_until) \
+             VALUES ($1, $2, 1, $3, NULL) \
+             ON CONFLICT (account_id, factor) DO UPDATE SET \
+             failures = CASE WHEN failed_attempts.window_start <= $4 THEN 1 ELSE failed_attempts.failures + 1 END, \
+             window_start = CASE WHEN failed_attempts.window_start <= $4 THEN $3 ELSE failed_attempts.window_start END \
+             RETURNING failures",
+        )
+        .bind(account_id)
+        .bind(factor)
+        .bind(now)
+        .bind(now - window_seconds)
+        .fetch_one(&mut *tx)
+        .await?;
+        let locked = if failures >= max {
+            let until = now + lock_seconds;
+            sqlx::query(
+                "UPDATE failed_attempts SET locked_until = $1, failures = 0, window_start = $2 \
+                 WHERE account_id = $3 AND factor = $4",
+            )
+            .bind(until)
+            .bind(now)
+            .bind(account_id)
+            .bind(factor)
+            .execute(&mut *tx)
+            .await?;
+            Some(until)
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok(locked)
+    }
+
+    async fn locked_until(&self, account_id: Uuid, factor: &str, now: i64) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT locked_until FROM failed_attempts WHERE account_id = $1 AND factor = $2 AND locked_until > $3",
+        )
+        .bind(account_id)
+        .bind(factor)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten())
+    }
+
+    async fn clear_failures(&self, account_id: Uuid, factor: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM failed_attempts WHERE account_id = $1 AND factor = $2")
+            .bind(account_id)
+            .bind(factor)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
         let mut tx = self.write().await?;
         append(&mut tx, event).await?;

@@ -230,3 +230,39 @@ async fn the_citizen_can_ask_for_a_second_factor_at_every_sign_in() {
     let claims = token_claims(&server, &follow_to_code(&server, &fresh, resp).await).await;
     assert_eq!(claims["acr"], "urn:xacthuc:loa:as2:2fa");
 }
+
+#[tokio::test]
+async fn repeated_wrong_codes_lock_the_second_factor() {
+    let server = TestServer::start().await;
+    server.add_client("portal", CB, "PS256").await;
+    let enroller = client();
+    register(&server, &enroller, &HUNG).await;
+    let (secret, recovery) = enrol(&server, &enroller).await;
+    let http = client();
+    let second = to_second_step(&server, &http).await;
+    // Wrong codes, alternating methods: one counter for both.
+    for (i, (method, code)) in
+        [("totp", "111111"), ("recovery_code", "AAAA-BBBB-CCCC-DDDD"), ("totp", "222222"), ("totp", "333333")]
+            .iter()
+            .enumerate()
+    {
+        let resp = submit_second(&server, &http, &second, method, code).await;
+        assert_eq!(resp.status(), 401, "attempt {i}");
+    }
+    let resp = submit_second(&server, &http, &second, "totp", "444444").await;
+    assert_eq!(resp.status(), 401, "the fifth failure locks");
+    // Now even the right code and a valid recovery code are refused, with the lock message.
+    let good = python_totp(&secret, xacthuc::app::now() + 30);
+    let resp = submit_second(&server, &http, &second, "totp", &good).await;
+    assert_eq!(resp.status(), 429);
+    assert!(resp.text().await.unwrap().contains("Quá nhiều lần thử sai"));
+    let resp = submit_second(&server, &http, &second, "recovery_code", &recovery[0]).await;
+    assert_eq!(resp.status(), 429);
+    let events = server.state.store.list_audit(1, 1000).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.event.kind == "login.second_factor_failed").count(), 5);
+    assert!(events.iter().any(|e| e.event.kind == "factor.locked"));
+    // The lock ends by time: after it, the right code works and the counter is cleared.
+    let id = server.state.store.find_account_by_username("hung").await.unwrap().unwrap().id;
+    let later = xacthuc::app::now() + xacthuc::service::second_factor::LOCK_SECONDS + 1;
+    assert_eq!(server.state.store.locked_until(id, "second_factor", later).await.unwrap(), None);
+}

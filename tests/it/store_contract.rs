@@ -180,6 +180,7 @@ on_both_backends! {
     logout_deliveries(backend),
     purge_expired_issued(backend),
     logout_delivery_claims(backend),
+    failure_counting(backend),
     always_second_factor(store),
     totp_credentials(store),
     totp_steps_concurrent(backend),
@@ -2301,4 +2302,43 @@ async fn purge_totp_enrolments(store: &dyn Store) {
     assert_eq!(left, vec!["old-confirmed".to_string(), "recent".to_string()]);
     assert_eq!(store.purge_expired(T0).await.unwrap(), 0, "idempotent");
     assert_eq!(store.purge_expired(T0 + 1).await.unwrap(), 1, "the recent one a second later");
+}
+
+/// `count_failure` / `locked_until` / `clear_failures`: a window of failures, a lock at the
+/// `max`-th, expiry by time, per account and factor, and concurrent failures all counted.
+async fn failure_counting(b: &Backend) {
+    let store = b.store.as_ref();
+    let (citizen, _) = seed(store).await;
+    let other = account("failure-other", None, AsLevel::As1);
+    store.create_account(&other, &event("account.created").account(other.id)).await.unwrap();
+    let count = |t: i64| store.count_failure(citizen.id, "second_factor", t, 900, 3, 600);
+    assert_eq!(count(T0).await.unwrap(), None);
+    assert_eq!(count(T0 + 10).await.unwrap(), None);
+    assert_eq!(store.locked_until(citizen.id, "second_factor", T0 + 10).await.unwrap(), None);
+    assert_eq!(count(T0 + 20).await.unwrap(), Some(T0 + 620), "third failure in the window locks");
+    assert_eq!(store.locked_until(citizen.id, "second_factor", T0 + 21).await.unwrap(), Some(T0 + 620));
+    assert_eq!(store.locked_until(citizen.id, "second_factor", T0 + 620).await.unwrap(), None, "ends by time");
+    assert_eq!(store.locked_until(citizen.id, "password", T0 + 21).await.unwrap(), None, "per factor");
+    assert_eq!(store.locked_until(other.id, "second_factor", T0 + 21).await.unwrap(), None, "per account");
+    // Failures outside the window do not add up.
+    for t in [T0 + 2000, T0 + 3000, T0 + 4000] {
+        assert_eq!(count(t).await.unwrap(), None, "window restarted at {t}");
+    }
+    // A success clears the count.
+    count(T0 + 4010).await.unwrap();
+    store.clear_failures(citizen.id, "second_factor").await.unwrap();
+    assert_eq!(count(T0 + 4020).await.unwrap(), None);
+    assert_eq!(count(T0 + 4030).await.unwrap(), None);
+    // Concurrent failures are all counted: 9 at once with max 3 lock at least once.
+    let tasks: Vec<_> = (0..9)
+        .map(|_| {
+            let (store, id) = (b.store.clone(), other.id);
+            tokio::spawn(async move { store.count_failure(id, "second_factor", T0 + 5000, 900, 3, 600).await.unwrap() })
+        })
+        .collect();
+    let mut locks = 0;
+    for t in tasks {
+        locks += usize::from(t.await.unwrap().is_some());
+    }
+    assert_eq!(locks, 3, "every third failure locks (again)");
 }
