@@ -104,6 +104,8 @@ mod tests {
             include_str!("../templates/second_factor.html"),
             include_str!("../templates/totp_enrol.html"),
             include_str!("../templates/recovery_codes.html"),
+            include_str!("../templates/contact_verify.html"),
+            include_str!("../templates/outbox.html"),
             include_str!("../templates/macros.html"),
             include_str!("../templates/form_post.html"),
         ];

@@ -44,6 +44,10 @@ pub struct Account {
     pub as_level: AsLevel,
     pub email: Option<String>,
     pub phone: Option<String>,
+    /// When the current `email` was proven by a one-time code (`None`: not verified).
+    pub email_verified_at: Option<i64>,
+    /// When the current `phone` was proven by a one-time code (`None`: not verified).
+    pub phone_verified_at: Option<i64>,
     pub identity: Option<IdentityData>,
     pub status: AccountStatus,
     /// The citizen asked for a second factor at every sign-in, whatever the client requires.
@@ -68,6 +72,26 @@ pub struct TotpCredential {
     pub created_at: i64,
     pub confirmed_at: Option<i64>,
     pub last_used_at: Option<i64>,
+}
+
+/// A one-time code sent to an account's email address or phone, for a sign-in or to prove the
+/// contact. Only the code's hash is kept; `attempts` counts wrong guesses; a challenge is
+/// spent (`consumed_at`) by its first correct code.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OtpChallenge {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    /// `login` | `verify_email` | `verify_phone`.
+    pub purpose: String,
+    /// `email` | `sms`.
+    pub channel: String,
+    /// The address or number the code was sent to (as stored on the account then).
+    pub destination: String,
+    pub code_hash: String,
+    pub attempts: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub consumed_at: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,6 +8,9 @@ CREATE TABLE accounts (
     as_level           BIGINT NOT NULL CHECK (as_level BETWEEN 1 AND 4),
     email              TEXT,
     phone              TEXT,
+    -- When the current email / phone was proven with a one-time code (NULL: not verified).
+    email_verified_at  BIGINT,
+    phone_verified_at  BIGINT,
     full_name          TEXT,
     birth_date         TEXT,
     sex                TEXT,
@@ -35,6 +38,24 @@ CREATE TABLE totp_credentials (
     last_used_at BIGINT
 );
 CREATE INDEX totp_credentials_account ON totp_credentials(account_id);
+
+-- One-time codes sent by email or SMS (sign-in, proving a contact), stored hashed. Kept two
+-- days past expiry so the per-day sending cap still sees them.
+CREATE TABLE otp_challenges (
+    id          UUID PRIMARY KEY,
+    account_id  UUID NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    -- login | verify_email | verify_phone
+    purpose     TEXT NOT NULL,
+    -- email | sms
+    channel     TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    code_hash   TEXT NOT NULL,
+    attempts    BIGINT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL,
+    consumed_at BIGINT
+);
+CREATE INDEX otp_challenges_account ON otp_challenges(account_id, purpose, created_at);
 
 -- Single-use recovery codes, stored hashed; a new set replaces the old one.
 CREATE TABLE recovery_codes (

@@ -20,6 +20,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("second_factor.html", include_str!("../../templates/second_factor.html")),
     ("totp_enrol.html", include_str!("../../templates/totp_enrol.html")),
     ("recovery_codes.html", include_str!("../../templates/recovery_codes.html")),
+    ("contact_verify.html", include_str!("../../templates/contact_verify.html")),
+    ("outbox.html", include_str!("../../templates/outbox.html")),
     ("form_post.html", include_str!("../../templates/form_post.html")),
 ];
 

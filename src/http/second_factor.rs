@@ -4,6 +4,8 @@
 use super::ctx::{WebCtx, secret_cookie};
 use super::oidc::{after_login, csrf_failed, service_failure};
 use crate::app::{AppState, now};
+use crate::notify::Channel;
+use crate::service::otp;
 use crate::service::second_factor::{self, SecondFactorError, SecondFactorInput};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -27,8 +29,70 @@ fn bad_form(ctx: WebCtx) -> Response {
     ctx.error_page(StatusCode::BAD_REQUEST, title, message)
 }
 
-fn step_page(ctx: WebCtx, status: StatusCode, pending: &str, error: String) -> Response {
-    ctx.page(status, "second_factor.html", context! { pending => pending, error => error })
+fn channel_of(s: &str) -> Option<Channel> {
+    match s {
+        "sms" => Some(Channel::Sms),
+        "email" => Some(Channel::Email),
+        _ => None,
+    }
+}
+
+/// The second-step page: the app and recovery-code forms, and a "send a code" button per
+/// verified contact; `sent` is the channel a code just went to and its masked destination.
+fn step_page(ctx: WebCtx, status: StatusCode, pending: &str, error: String, sent: Option<(&str, String)>) -> Response {
+    let contact = |channel: Channel| {
+        ctx.session
+            .as_ref()
+            .and_then(|(_, a)| otp::destination(a, otp::Purpose::Login, channel))
+            .map(|d| otp::masked(channel, &d))
+    };
+    let (sms_to, email_to) = (contact(Channel::Sms), contact(Channel::Email));
+    let (sent_channel, sent_to) = sent.map(|(c, to)| (c.to_string(), to)).unwrap_or_default();
+    ctx.page(
+        status,
+        "second_factor.html",
+        context! {
+            pending => pending,
+            error => error,
+            sms_to => sms_to,
+            email_to => email_to,
+            sent_channel => sent_channel,
+            sent_to => sent_to,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct SendForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    channel: String,
+    r: Option<String>,
+}
+
+/// Sends a sign-in code by SMS or e-mail, then shows the page with its code form.
+pub async fn second_send(State(state): State<AppState>, ctx: WebCtx, body: Bytes) -> Response {
+    let Some(form) = parse::<SendForm>(&body) else { return bad_form(ctx) };
+    if !ctx.csrf_ok(&form.csrf) {
+        return csrf_failed(ctx);
+    }
+    let Some((_, account)) = ctx.session.clone() else { return ctx.redirect("/login") };
+    let Some(channel) = channel_of(&form.channel) else { return bad_form(ctx) };
+    let pending = form.r.clone().unwrap_or_default();
+    match second_factor::send_code(&state, &account, channel, ctx.lang, now()).await {
+        Ok(to) => step_page(ctx, StatusCode::OK, &pending, String::new(), Some((&form.channel, to))),
+        Err(SecondFactorError::Otp(e)) => {
+            let message = e.message(ctx.lang);
+            step_page(ctx, StatusCode::TOO_MANY_REQUESTS, &pending, message, None)
+        }
+        Err(SecondFactorError::Locked(_)) => {
+            let message = ctx.t("err_too_many_attempts");
+            step_page(ctx, StatusCode::TOO_MANY_REQUESTS, &pending, message, None)
+        }
+        Err(SecondFactorError::Service(e)) => service_failure(ctx, e),
+        Err(_) => step_page(ctx, StatusCode::BAD_REQUEST, &pending, String::new(), None),
+    }
 }
 
 /// The second step: the citizen has signed in with a password; the request needs more.
@@ -38,7 +102,7 @@ pub async fn second_get(ctx: WebCtx, Query(q): Query<PendingParam>) -> Response 
         return ctx.redirect(&to);
     }
     let pending = q.r.unwrap_or_default();
-    step_page(ctx, StatusCode::OK, &pending, String::new())
+    step_page(ctx, StatusCode::OK, &pending, String::new(), None)
 }
 
 #[derive(Deserialize)]
@@ -60,8 +124,9 @@ pub async fn second_post(State(state): State<AppState>, mut ctx: WebCtx, body: B
     let Some((session, account)) = ctx.session.clone() else {
         return ctx.redirect("/login");
     };
-    let input = match form.method.as_str() {
-        "recovery_code" => SecondFactorInput::RecoveryCode(&form.code),
+    let input = match (form.method.as_str(), channel_of(&form.method)) {
+        ("recovery_code", _) => SecondFactorInput::RecoveryCode(&form.code),
+        (_, Some(channel)) => SecondFactorInput::SentCode(channel, &form.code),
         _ => SecondFactorInput::Totp(&form.code),
     };
     let pending = form.r.clone().unwrap_or_default();
@@ -73,18 +138,23 @@ pub async fn second_post(State(state): State<AppState>, mut ctx: WebCtx, body: B
         }
         Err(SecondFactorError::Totp(e)) => {
             let message = e.message(ctx.lang).to_string();
-            step_page(ctx, StatusCode::UNAUTHORIZED, &pending, message)
+            step_page(ctx, StatusCode::UNAUTHORIZED, &pending, message, None)
         }
         Err(SecondFactorError::RecoveryCode) => {
             let message = ctx.t("err_recovery_code");
-            step_page(ctx, StatusCode::UNAUTHORIZED, &pending, message)
+            step_page(ctx, StatusCode::UNAUTHORIZED, &pending, message, None)
+        }
+        Err(SecondFactorError::Otp(e)) => {
+            let message = e.message(ctx.lang);
+            let sent = channel_of(&form.method).map(|_| (form.method.as_str(), String::new()));
+            step_page(ctx, StatusCode::UNAUTHORIZED, &pending, message, sent)
         }
         Err(SecondFactorError::Locked(_)) => {
             let message = ctx.t("err_too_many_attempts");
-            step_page(ctx, StatusCode::TOO_MANY_REQUESTS, &pending, message)
+            step_page(ctx, StatusCode::TOO_MANY_REQUESTS, &pending, message, None)
         }
         Err(SecondFactorError::Service(e)) => service_failure(ctx, e),
-        Err(_) => step_page(ctx, StatusCode::UNAUTHORIZED, &pending, String::new()),
+        Err(_) => step_page(ctx, StatusCode::UNAUTHORIZED, &pending, String::new(), None),
     }
 }
 
@@ -214,4 +284,81 @@ pub async fn always_post(State(state): State<AppState>, ctx: WebCtx, body: Bytes
         Ok(()) => ctx.redirect("/account"),
         Err(e) => service_failure(ctx, e),
     }
+}
+
+fn contact_page(ctx: WebCtx, status: StatusCode, channel: &str, sent_to: String, error: String) -> Response {
+    ctx.page(status, "contact_verify.html", context! { channel => channel, sent_to => sent_to, error => error })
+}
+
+fn verify_purpose(channel: Channel) -> otp::Purpose {
+    match channel {
+        Channel::Email => otp::Purpose::VerifyEmail,
+        Channel::Sms => otp::Purpose::VerifyPhone,
+    }
+}
+
+/// Sends a code to a contact to verify it (it cannot receive sign-in codes before).
+pub async fn contact_send(State(state): State<AppState>, ctx: WebCtx, body: Bytes) -> Response {
+    let Some(form) = parse::<SendForm>(&body) else { return bad_form(ctx) };
+    if !ctx.csrf_ok(&form.csrf) {
+        return csrf_failed(ctx);
+    }
+    let Some((_, account)) = ctx.session.clone() else { return ctx.redirect("/login") };
+    let Some(channel) = channel_of(&form.channel) else { return bad_form(ctx) };
+    match otp::send(&state, &account, verify_purpose(channel), channel, ctx.lang, now()).await {
+        Ok(to) => contact_page(ctx, StatusCode::OK, &form.channel, to, String::new()),
+        Err(otp::OtpError::Service(e)) => service_failure(ctx, e),
+        Err(e) => {
+            let message = e.message(ctx.lang);
+            contact_page(ctx, StatusCode::TOO_MANY_REQUESTS, &form.channel, String::new(), message)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ContactCodeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    channel: String,
+    #[serde(default)]
+    code: String,
+}
+
+pub async fn contact_confirm(State(state): State<AppState>, ctx: WebCtx, body: Bytes) -> Response {
+    let Some(form) = parse::<ContactCodeForm>(&body) else { return bad_form(ctx) };
+    if !ctx.csrf_ok(&form.csrf) {
+        return csrf_failed(ctx);
+    }
+    let Some((_, account)) = ctx.session.clone() else { return ctx.redirect("/login") };
+    let Some(channel) = channel_of(&form.channel) else { return bad_form(ctx) };
+    match otp::confirm_contact(&state, &account, channel, &form.code, now()).await {
+        Ok(_) => ctx.redirect("/account"),
+        Err(otp::OtpError::Service(e)) => service_failure(ctx, e),
+        Err(e) => {
+            let message = e.message(ctx.lang);
+            contact_page(ctx, StatusCode::BAD_REQUEST, &form.channel, String::new(), message)
+        }
+    }
+}
+
+/// `/dev/outbox`: the messages the development outbox kept (development mode only).
+pub async fn dev_outbox(State(state): State<AppState>, ctx: WebCtx) -> Response {
+    let Some(outbox) = state.notifier.outbox().filter(|_| state.config.development) else {
+        return super::web::not_found(ctx).await;
+    };
+    let messages: Vec<Value> = outbox
+        .recent()
+        .into_iter()
+        .map(|e| {
+            context! {
+                at => e.at,
+                channel => if e.message.channel == Channel::Sms { "SMS" } else { "E-mail" },
+                to => e.message.to,
+                subject => e.message.subject,
+                text => e.message.text,
+            }
+        })
+        .collect();
+    ctx.page(StatusCode::OK, "outbox.html", context! { messages => messages })
 }

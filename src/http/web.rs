@@ -327,6 +327,8 @@ async fn account_page(
         as_level => account.as_level.number(),
         email => account.email.clone(),
         phone => account.phone.clone(),
+        email_verified => account.email_verified_at.is_some(),
+        phone_verified => account.phone_verified_at.is_some(),
         identity => identity,
     };
     ctx.page(

@@ -13,7 +13,9 @@ pub struct UserProfile {
     pub birth_date: Option<String>,
     pub sex: Option<String>,
     pub email: Option<String>,
+    pub email_verified: bool,
     pub phone: Option<String>,
+    pub phone_verified: bool,
     pub national_id: Option<String>,
 }
 
@@ -35,12 +37,12 @@ pub fn userinfo(scopes: &[&str], p: &UserProfile) -> Map<String, Value> {
     }
     if scopes.contains(&"email") {
         put("email", p.email.as_ref().map(|v| json!(v)));
-        // Contact details are not verified yet (a later release verifies them by code).
-        put("email_verified", p.email.as_ref().map(|_| json!(false)));
+        // Verified means a code sent to it was typed back (service::otp).
+        put("email_verified", p.email.as_ref().map(|_| json!(p.email_verified)));
     }
     if scopes.contains(&"phone") {
         put("phone_number", p.phone.as_ref().map(|v| json!(v)));
-        put("phone_number_verified", p.phone.as_ref().map(|_| json!(false)));
+        put("phone_number_verified", p.phone.as_ref().map(|_| json!(p.phone_verified)));
     }
     if scopes.contains(&"national_id") {
         put("national_id", p.national_id.as_ref().map(|v| json!(v)));

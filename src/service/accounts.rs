@@ -194,6 +194,8 @@ pub async fn register(
         as_level,
         email: optional(&input.email),
         phone: optional(&input.phone),
+        email_verified_at: None,
+        phone_verified_at: None,
         identity,
         status: AccountStatus::Active,
         always_second_factor: false,

@@ -7,6 +7,7 @@ pub mod clients;
 pub mod keys;
 pub mod login;
 pub mod logout;
+pub mod otp;
 pub mod par;
 pub mod second_factor;
 pub mod token;

@@ -39,6 +39,8 @@ pub enum SecondFactorError {
     LastFactor,
     #[error("too many failed attempts; locked until {0}")]
     Locked(i64),
+    #[error("{0}")]
+    Otp(super::otp::OtpError),
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
@@ -57,7 +59,11 @@ fn actor(account: &Account) -> String {
 /// authenticator app, or unused recovery codes, make `2fa` reachable.
 pub async fn reachable_mechanism(state: &AppState, account: &Account) -> Result<Mechanism, ServiceError> {
     let apps = state.store.list_totp(account.id).await?;
-    if apps.iter().any(|t| t.confirmed_at.is_some()) || state.store.count_recovery_codes(account.id).await? > 0 {
+    let verified_contact = account.email_verified_at.is_some() || account.phone_verified_at.is_some();
+    if verified_contact
+        || apps.iter().any(|t| t.confirmed_at.is_some())
+        || state.store.count_recovery_codes(account.id).await? > 0
+    {
         Ok(Mechanism::TwoFactor)
     } else {
         Ok(Mechanism::OneFactor)
@@ -161,6 +167,24 @@ pub async fn remove_totp(
 pub enum SecondFactorInput<'a> {
     Totp(&'a str),
     RecoveryCode(&'a str),
+    /// A code sent by SMS or e-mail (`otp::send` with `Purpose::Login`).
+    SentCode(crate::notify::Channel, &'a str),
+}
+
+/// Sends a sign-in code to a verified contact, unless the second factor is locked.
+pub async fn send_code(
+    state: &AppState,
+    account: &Account,
+    channel: crate::notify::Channel,
+    lang: Lang,
+    now: i64,
+) -> Result<String, SecondFactorError> {
+    if let Some(until) = state.store.locked_until(account.id, LOCK_KEY, now).await? {
+        return Err(SecondFactorError::Locked(until));
+    }
+    super::otp::send(state, account, super::otp::Purpose::Login, channel, lang, now)
+        .await
+        .map_err(SecondFactorError::Otp)
 }
 
 /// The outcome of a successful second step.
@@ -184,6 +208,22 @@ pub async fn verify(
     }
     let (method, recovery_left) = match input {
         SecondFactorInput::Totp(code) => (verify_totp(state, account, code, now).await?, None),
+        SecondFactorInput::SentCode(channel, code) => {
+            match super::otp::verify(state, account, super::otp::Purpose::Login, code, now).await {
+                Ok(_) => (
+                    match channel {
+                        crate::notify::Channel::Sms => Method::SmsOtp,
+                        crate::notify::Channel::Email => Method::EmailOtp,
+                    },
+                    None,
+                ),
+                Err(e @ super::otp::OtpError::Service(_)) => return Err(SecondFactorError::Otp(e)),
+                Err(e) => {
+                    fail(state, account, "sent_code", now).await?;
+                    return Err(SecondFactorError::Otp(e));
+                }
+            }
+        }
         SecondFactorInput::RecoveryCode(code) => {
             let used = match recovery::hash(account.id, code) {
                 Some(hash) => {

@@ -36,7 +36,9 @@ pub async fn userinfo(state: &AppState, access_token: &str, now: i64) -> Result<
         birth_date: identity.map(|i| i.birth_date.clone()),
         sex: identity.map(|i| i.sex.clone()),
         email: account.email.clone(),
+        email_verified: account.email_verified_at.is_some(),
         phone: account.phone.clone(),
+        phone_verified: account.phone_verified_at.is_some(),
         national_id: if scopes.contains(&"national_id") {
             super::accounts::decrypt_national_id(state, &account)
         } else {

@@ -146,6 +146,43 @@ pub trait Store: Send + Sync {
     /// The number of unused recovery codes of the account (0 for an unknown account).
     async fn count_recovery_codes(&self, account_id: Uuid) -> StoreResult<i64>;
 
+    /// Stores a one-time code challenge (the code was sent: `audit` records it), in one
+    /// transaction. `attempts` and `consumed_at` are stored as given (normally 0 and `None`).
+    /// A taken id fails with `Conflict(Other)`, an unknown account with a database error; either
+    /// way nothing is written, not even the event.
+    async fn create_otp_challenge(&self, challenge: &OtpChallenge, audit: &AuditEvent) -> StoreResult<()>;
+    /// The account's newest challenge for `purpose` (greatest `created_at`, ties broken by id),
+    /// whatever its state: consumed, expired or exhausted alike (the caller checks).
+    async fn latest_otp_challenge(&self, account_id: Uuid, purpose: &str) -> StoreResult<Option<OtpChallenge>>;
+    /// How many challenges, of any purpose, were created for the account at or after `since`
+    /// (the daily sending cap). Challenges stay stored two days past their expiry (see
+    /// `purge_expired`), so any `since` within the last two days counts them all.
+    async fn count_otp_challenges_since(&self, account_id: Uuid, since: i64) -> StoreResult<i64>;
+    /// Counts one attempt at the challenge, atomically: increments `attempts` of the challenge
+    /// if it is unconsumed and `expires_at > now`, and returns the new count (concurrent callers
+    /// each get a distinct count, none lost). `None`, and no change, when the challenge is
+    /// consumed, expired or unknown. No audit event (the caller records failures/successes).
+    async fn record_otp_attempt(&self, id: Uuid, now: i64) -> StoreResult<Option<i64>>;
+    /// Spends the challenge: sets `consumed_at = now` if it is unconsumed and `expires_at > now`.
+    /// Atomic: of several concurrent callers exactly one gets `true`; `false`, and no change,
+    /// when consumed, expired or unknown. `attempts` is not checked (the caller's limit). No
+    /// audit event: the sign-in or `mark_contact_verified` that follows records it.
+    async fn consume_otp_challenge(&self, id: Uuid, now: i64) -> StoreResult<bool>;
+    /// Marks a contact proven: for `channel` `"email"` sets `email_verified_at = at` (for
+    /// `"sms"`, `phone_verified_at = at`) and `updated_at = at`, and appends `audit`, in one
+    /// transaction — only if the account exists and its current email (phone) equals
+    /// `destination`, so a contact changed since the code was sent is not marked. `false`, and
+    /// no change or event, otherwise (also for any other `channel`). Marking an already
+    /// verified contact again moves its time to `at`.
+    async fn mark_contact_verified(
+        &self,
+        account_id: Uuid,
+        channel: &str,
+        destination: &str,
+        at: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool>;
+
     /// `Conflict(ClientId)` when the id is taken.
     async fn create_client(&self, client: &ClientRecord, audit: &AuditEvent) -> StoreResult<()>;
     async fn get_client(&self, id: &str) -> StoreResult<Option<ClientRecord>>;
@@ -259,7 +296,9 @@ pub trait Store: Send + Sync {
     /// refresh tokens and `jti` records past their expiry; codes, grants and delivered logout
     /// tokens a day past theirs (kept that long so a late replay is still recognised and
     /// revokes its grant); logout tokens a week old, delivered or given up; TOTP enrolments
-    /// still unconfirmed a day after `created_at`. Returns the number of rows deleted.
+    /// still unconfirmed a day after `created_at`; one-time code challenges two days past their
+    /// expiry (`expires_at <= now - 2 days`, kept so the daily sending cap still counts them).
+    /// Returns the number of rows deleted.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
 
     /// Counts a failed attempt at `factor` for the account, atomically: failures older than

@@ -110,7 +110,7 @@ impl Store for PgStore {
             "INSERT INTO accounts (",
             account_columns!(),
             ") \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
         ))
         .bind(a.id)
         .bind(&a.username)
@@ -118,6 +118,8 @@ impl Store for PgStore {
         .bind(i64::from(a.as_level.number()))
         .bind(&a.email)
         .bind(&a.phone)
+        .bind(a.email_verified_at)
+        .bind(a.phone_verified_at)
         .bind(id.map(|i| &i.full_name))
         .bind(id.map(|i| &i.birth_date))
         .bind(id.map(|i| &i.sex))
@@ -920,6 +922,101 @@ impl Store for PgStore {
             .await?)
     }
 
+    async fn create_otp_challenge(&self, c: &OtpChallenge, audit: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        append(&mut tx, audit).await?;
+        sqlx::query(concat!(
+            "INSERT INTO otp_challenges (",
+            otp_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ))
+        .bind(c.id)
+        .bind(c.account_id)
+        .bind(&c.purpose)
+        .bind(&c.channel)
+        .bind(&c.destination)
+        .bind(&c.code_hash)
+        .bind(c.attempts)
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .bind(c.consumed_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_from)?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn latest_otp_challenge(&self, account_id: Uuid, purpose: &str) -> StoreResult<Option<OtpChallenge>> {
+        Ok(sqlx::query_as::<_, OtpRow>(concat!(
+            "SELECT ",
+            otp_columns!(),
+            " FROM otp_challenges WHERE account_id = $1 AND purpose = $2 ORDER BY created_at DESC, id DESC LIMIT 1"
+        ))
+        .bind(account_id)
+        .bind(purpose)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(OtpChallenge::from))
+    }
+
+    async fn count_otp_challenges_since(&self, account_id: Uuid, since: i64) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM otp_challenges WHERE account_id = $1 AND created_at >= $2")
+            .bind(account_id)
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn record_otp_attempt(&self, id: Uuid, now: i64) -> StoreResult<Option<i64>> {
+        // One statement: the row lock serialises increments, and PostgreSQL re-checks the
+        // condition after waiting for it, so none is lost and none lands on a consumed challenge.
+        Ok(sqlx::query_scalar(
+            "UPDATE otp_challenges SET attempts = attempts + 1 \
+             WHERE id = $1 AND consumed_at IS NULL AND expires_at > $2 RETURNING attempts",
+        )
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn consume_otp_challenge(&self, id: Uuid, now: i64) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "UPDATE otp_challenges SET consumed_at = $2 WHERE id = $1 AND consumed_at IS NULL AND expires_at > $2",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn mark_contact_verified(
+        &self,
+        account_id: Uuid,
+        channel: &str,
+        destination: &str,
+        at: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let sql = match channel {
+            "email" => "UPDATE accounts SET email_verified_at = $1, updated_at = $1 WHERE id = $2 AND email = $3",
+            "sms" => "UPDATE accounts SET phone_verified_at = $1, updated_at = $1 WHERE id = $2 AND phone = $3",
+            _ => return Ok(false),
+        };
+        let mut tx = self.write().await?;
+        // The audit head first; dropping the transaction rolls the append back on `false`.
+        append(&mut tx, audit).await?;
+        let n = sqlx::query(sql).bind(at).bind(account_id).bind(destination).execute(&mut *tx).await?.rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn add_session_factor(
         &self,
         token_hash: &str,
@@ -979,6 +1076,12 @@ impl Store for PgStore {
         // An enrolment never confirmed within a day was abandoned.
         n += sqlx::query("DELETE FROM totp_credentials WHERE confirmed_at IS NULL AND created_at <= $1")
             .bind(now - 86_400)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        // One-time codes stay two days past expiry so the daily sending cap still counts them.
+        n += sqlx::query("DELETE FROM otp_challenges WHERE expires_at <= $1")
+            .bind(now - 2 * 86_400)
             .execute(&mut *tx)
             .await?
             .rows_affected();

@@ -13,6 +13,8 @@ pub(super) struct AccountRow {
     as_level: i64,
     email: Option<String>,
     phone: Option<String>,
+    email_verified_at: Option<i64>,
+    phone_verified_at: Option<i64>,
     full_name: Option<String>,
     birth_date: Option<String>,
     sex: Option<String>,
@@ -56,6 +58,8 @@ impl TryFrom<AccountRow> for Account {
             as_level,
             email: r.email,
             phone: r.phone,
+            email_verified_at: r.email_verified_at,
+            phone_verified_at: r.phone_verified_at,
             identity,
             status,
             always_second_factor: r.always_second_factor,
@@ -68,9 +72,9 @@ impl TryFrom<AccountRow> for Account {
 /// The column list of `AccountRow`, as a literal for `concat!`.
 macro_rules! account_columns {
     () => {
-        "id, username, password_hash, as_level, email, phone, full_name, birth_date, sex, \
-         national_id_enc, national_id_hash, national_id_masked, status, always_second_factor, created_at, \
-         updated_at"
+        "id, username, password_hash, as_level, email, phone, email_verified_at, phone_verified_at, full_name, \
+         birth_date, sex, national_id_enc, national_id_hash, national_id_masked, status, always_second_factor, \
+         created_at, updated_at"
     };
 }
 pub(super) use account_columns;
@@ -109,6 +113,45 @@ macro_rules! totp_columns {
     };
 }
 pub(super) use totp_columns;
+
+#[derive(sqlx::FromRow)]
+pub(super) struct OtpRow {
+    id: Uuid,
+    account_id: Uuid,
+    purpose: String,
+    channel: String,
+    destination: String,
+    code_hash: String,
+    attempts: i64,
+    created_at: i64,
+    expires_at: i64,
+    consumed_at: Option<i64>,
+}
+
+impl From<OtpRow> for OtpChallenge {
+    fn from(r: OtpRow) -> Self {
+        OtpChallenge {
+            id: r.id,
+            account_id: r.account_id,
+            purpose: r.purpose,
+            channel: r.channel,
+            destination: r.destination,
+            code_hash: r.code_hash,
+            attempts: r.attempts,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            consumed_at: r.consumed_at,
+        }
+    }
+}
+
+/// The column list of `OtpRow`.
+macro_rules! otp_columns {
+    () => {
+        "id, account_id, purpose, channel, destination, code_hash, attempts, created_at, expires_at, consumed_at"
+    };
+}
+pub(super) use otp_columns;
 
 #[derive(sqlx::FromRow)]
 pub(super) struct ClientRow {

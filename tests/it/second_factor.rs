@@ -266,3 +266,100 @@ async fn repeated_wrong_codes_lock_the_second_factor() {
     let later = xacthuc::app::now() + xacthuc::service::second_factor::LOCK_SECONDS + 1;
     assert_eq!(server.state.store.locked_until(id, "second_factor", later).await.unwrap(), None);
 }
+
+/// The 6-digit code in the last message the development outbox kept for `to`.
+fn code_sent_to(server: &TestServer, to: &str) -> String {
+    let entry = server.state.notifier.outbox().unwrap().latest_to(to).unwrap_or_else(|| panic!("nothing sent to {to}"));
+    let text = entry.message.text;
+    let start = text.find(|c: char| c.is_ascii_digit()).unwrap();
+    text[start..start + 6].to_string()
+}
+
+#[tokio::test]
+async fn a_verified_phone_receives_sign_in_codes_by_sms() {
+    let server = TestServer::start().await;
+    server.add_client("portal", CB, "PS256").await;
+    let http = client();
+    let page = http.get(server.url("/register")).send().await.unwrap().text().await.unwrap();
+    let form = [
+        ("csrf", hidden(&page, "csrf")),
+        ("level", "as2".into()),
+        ("username", HUNG.username.into()),
+        ("password", PASSWORD.into()),
+        ("password_confirm", PASSWORD.into()),
+        ("phone", "0901234289".into()),
+        ("email", "hung@example.vn".into()),
+        ("national_id", "087084000999".into()),
+        ("full_name", "Võ Văn Hùng".into()),
+        ("birth_date", "1984-05-17".into()),
+        ("sex", "male".into()),
+    ];
+    assert_eq!(http.post(server.url("/register")).form(&form).send().await.unwrap().status(), 303);
+
+    // An unverified phone is no second factor: a 2fa request is unmet.
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs([
+        ("response_type", "code"),
+        ("client_id", "portal"),
+        ("redirect_uri", CB),
+        ("scope", "openid phone"),
+        ("acr_values", "urn:xacthuc:loa:as2:2fa"),
+    ]);
+    let account = http.get(server.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(account.contains("chưa xác minh"));
+    let resp = http.get(url.as_str()).send().await.unwrap();
+    assert_eq!(query_param(&location(&resp), "error").as_deref(), Some("unmet_authentication_requirements"));
+
+    // Verify the phone with the code sent to it (wrong code first, then too soon a resend).
+    let send = [("csrf", hidden(&account, "csrf")), ("channel", "sms".into())];
+    let resp = http.post(server.url("/account/contact/send")).form(&send).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let verify_page = resp.text().await.unwrap();
+    assert!(
+        verify_page.contains("Mã OTP đã được gửi đến số điện thoại") && verify_page.contains("090****289"),
+        "{verify_page}"
+    );
+    let again = http.post(server.url("/account/contact/send")).form(&send).send().await.unwrap();
+    assert_eq!(again.status(), 429, "resend cooldown");
+    assert!(again.text().await.unwrap().contains("Vui lòng đợi"));
+    let confirm = |code: String| [("csrf", hidden(&account, "csrf")), ("channel", "sms".into()), ("code", code)];
+    let wrong = http.post(server.url("/account/contact/confirm")).form(&confirm("000000".into())).send().await.unwrap();
+    assert_eq!(wrong.status(), 400);
+    assert!(wrong.text().await.unwrap().contains("Mã OTP không hợp lệ"));
+    let code = code_sent_to(&server, "0901234289");
+    let ok = http.post(server.url("/account/contact/confirm")).form(&confirm(code.clone())).send().await.unwrap();
+    assert_eq!(ok.status(), 303);
+    let account = http.get(server.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(account.contains("đã xác minh"), "phone verified");
+    // A spent code does not work twice.
+    let reuse = http.post(server.url("/account/contact/confirm")).form(&confirm(code)).send().await.unwrap();
+    assert_eq!(reuse.status(), 400);
+
+    // Now the phone is a second factor: password, then a code by SMS.
+    let browser = client();
+    let second = to_second_step(&server, &browser).await;
+    let page = browser.get(&second).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("090****289"), "the masked phone is offered");
+    let resp = browser
+        .post(server.url("/login/second/send"))
+        .form(&[("csrf", hidden(&page, "csrf")), ("r", hidden(&page, "r")), ("channel", "sms".into())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let sent_page = resp.text().await.unwrap();
+    assert!(sent_page.contains("Mã OTP đã được gửi đến số điện thoại"));
+    let code = code_sent_to(&server, "0901234289");
+    let resp = submit_second(&server, &browser, &second, "sms", &code).await;
+    let claims = token_claims(&server, &follow_to_code(&server, &browser, resp).await).await;
+    assert_eq!(claims["acr"], "urn:xacthuc:loa:as2:2fa");
+    assert_eq!(claims["amr"], serde_json::json!(["pwd", "sms", "otp", "mfa"]));
+    let events = server.state.store.list_audit(1, 1000).await.unwrap();
+    for kind in ["otp.sent", "contact.verified", "login.second_factor"] {
+        assert!(events.iter().any(|e| e.event.kind == kind), "{kind} audited");
+    }
+    // The outbox page shows what was sent, in development only.
+    let outbox = http.get(server.url("/dev/outbox")).send().await.unwrap();
+    assert_eq!(outbox.status(), 200);
+    assert!(outbox.text().await.unwrap().contains("0901234289"));
+}

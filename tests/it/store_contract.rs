@@ -19,8 +19,8 @@ use xacthuc::audit::{AuditEvent, GENESIS_HASH, StoredAuditEvent, verify_chain};
 use xacthuc::store::{
     AccessTokenFormat, AccessTokenRecord, Account, AccountStatus, AuthCodeRecord, ClientKind, ClientRecord,
     ClientSettings, CodeData, Conflict, ConsumedCode, ConsumedRefresh, DynStore, GrantAuth, GrantRecord, IdentityData,
-    LogoutDelivery, PendingAuthorization, PushedRequest, RefreshTokenRecord, SessionRecord, SigningKeyRecord, Store,
-    StoreError, TokenAuthMethod, TotpCredential, connect,
+    LogoutDelivery, OtpChallenge, PendingAuthorization, PushedRequest, RefreshTokenRecord, SessionRecord,
+    SigningKeyRecord, Store, StoreError, TokenAuthMethod, TotpCredential, connect,
 };
 
 /// A fixed "now" (2025-06-15); the store never reads the clock.
@@ -189,6 +189,13 @@ on_both_backends! {
     session_step_up(store),
     session_step_up_concurrent(backend),
     purge_totp_enrolments(store),
+    otp_challenges(store),
+    otp_attempts(store),
+    otp_attempts_concurrent(backend),
+    otp_consumption(store),
+    otp_consumption_concurrent(backend),
+    contact_verification(backend),
+    purge_otp_challenges(store),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -228,6 +235,8 @@ fn account(username: &str, identity: Option<IdentityData>, as_level: AsLevel) ->
         as_level,
         email: Some(format!("{username}@example.vn")),
         phone: None,
+        email_verified_at: None,
+        phone_verified_at: None,
         identity,
         status: AccountStatus::Active,
         always_second_factor: false,
@@ -2341,4 +2350,313 @@ async fn failure_counting(b: &Backend) {
         locks += usize::from(t.await.unwrap().is_some());
     }
     assert_eq!(locks, 3, "every third failure locks (again)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// One-time codes (email / SMS) and verified contacts.
+
+fn otp(account: &Account, purpose: &str, created_at: i64) -> OtpChallenge {
+    let (channel, destination) = match purpose {
+        "verify_phone" => ("sms", "+84901234567".to_string()),
+        _ => ("email", account.email.clone().unwrap_or_default()),
+    };
+    OtpChallenge {
+        id: Uuid::new_v4(),
+        account_id: account.id,
+        purpose: purpose.into(),
+        channel: channel.into(),
+        destination,
+        code_hash: format!("otp-hash-{}", Uuid::new_v4().simple()),
+        attempts: 0,
+        created_at,
+        expires_at: created_at + 300,
+        consumed_at: None,
+    }
+}
+
+/// `create_otp_challenge` (audited, nothing written on failure), `latest_otp_challenge`,
+/// `count_otp_challenges_since`.
+async fn otp_challenges(store: &dyn Store) {
+    let (citizen, _) = seed(store).await;
+    let (other, _) = seed(store).await;
+    assert_eq!(store.latest_otp_challenge(citizen.id, "login").await.unwrap(), None);
+    assert_eq!(store.count_otp_challenges_since(citizen.id, 0).await.unwrap(), 0);
+    let before = audit_len(store).await;
+
+    // Created with its event, and read back as written.
+    let first = otp(&citizen, "login", T0);
+    let e = event("otp.sent").account(citizen.id).detail("channel", "email");
+    store.create_otp_challenge(&first, &e).await.unwrap();
+    assert_audited(store, before, &e).await;
+    assert_eq!(store.latest_otp_challenge(citizen.id, "login").await.unwrap(), Some(first.clone()));
+    assert_eq!(store.latest_otp_challenge(citizen.id, "verify_email").await.unwrap(), None, "per purpose");
+    assert_eq!(store.latest_otp_challenge(other.id, "login").await.unwrap(), None, "per account");
+
+    // The newest by created_at wins, whatever the insertion order; consumed or expired alike.
+    let newer = OtpChallenge { attempts: 2, consumed_at: Some(T0 + 70), ..otp(&citizen, "login", T0 + 60) };
+    let older = otp(&citizen, "login", T0 - 60);
+    store.create_otp_challenge(&newer, &event("otp.sent")).await.unwrap();
+    store.create_otp_challenge(&older, &event("otp.sent")).await.unwrap();
+    assert_eq!(store.latest_otp_challenge(citizen.id, "login").await.unwrap(), Some(newer.clone()));
+    let verify = otp(&citizen, "verify_phone", T0 + 30);
+    store.create_otp_challenge(&verify, &event("otp.sent")).await.unwrap();
+    assert_eq!(store.latest_otp_challenge(citizen.id, "verify_phone").await.unwrap(), Some(verify.clone()));
+    assert_eq!(store.latest_otp_challenge(citizen.id, "login").await.unwrap(), Some(newer.clone()));
+    // Still the latest long after it expired.
+    assert_eq!(store.latest_otp_challenge(citizen.id, "login").await.unwrap().unwrap().expires_at, T0 + 360);
+    let theirs = otp(&other, "login", T0 + 90);
+    store.create_otp_challenge(&theirs, &event("otp.sent")).await.unwrap();
+    assert_eq!(store.latest_otp_challenge(citizen.id, "login").await.unwrap(), Some(newer.clone()));
+    assert_eq!(audit_len(store).await, before + 5);
+
+    // Counting: all purposes, created at or after `since`, per account.
+    assert_eq!(store.count_otp_challenges_since(citizen.id, T0 - 60).await.unwrap(), 4);
+    assert_eq!(store.count_otp_challenges_since(citizen.id, T0 - 59).await.unwrap(), 3);
+    assert_eq!(store.count_otp_challenges_since(citizen.id, T0 + 30).await.unwrap(), 2);
+    assert_eq!(store.count_otp_challenges_since(citizen.id, T0 + 61).await.unwrap(), 0);
+    assert_eq!(store.count_otp_challenges_since(other.id, 0).await.unwrap(), 1);
+    assert_eq!(store.count_otp_challenges_since(Uuid::new_v4(), 0).await.unwrap(), 0);
+
+    // A taken id: Conflict(Other), nothing written, not even the event.
+    let before = audit_len(store).await;
+    let dup = OtpChallenge { created_at: T0 + 500, expires_at: T0 + 800, ..first.clone() };
+    let r = store.create_otp_challenge(&dup, &event("otp.sent")).await;
+    assert!(is_conflict(r, Conflict::Other), "duplicate challenge id");
+    assert_eq!(audit_len(store).await, before, "a failed create_otp_challenge appends no audit event");
+    assert_eq!(store.latest_otp_challenge(citizen.id, "login").await.unwrap(), Some(newer.clone()));
+    assert_eq!(store.count_otp_challenges_since(citizen.id, T0 - 60).await.unwrap(), 4);
+
+    // An unknown account: an error, nothing written.
+    let ghost = Account { id: Uuid::new_v4(), ..citizen.clone() };
+    let orphan = otp(&ghost, "login", T0);
+    assert!(store.create_otp_challenge(&orphan, &event("otp.sent")).await.is_err(), "unknown account");
+    assert_eq!(audit_len(store).await, before, "a failed create_otp_challenge appends no audit event");
+    assert_eq!(store.latest_otp_challenge(ghost.id, "login").await.unwrap(), None);
+    assert_eq!(store.record_otp_attempt(orphan.id, T0).await.unwrap(), None);
+    assert_eq!(verify_chain(&audit_all(store).await), Ok(()));
+}
+
+/// `record_otp_attempt`: counts up on a live challenge; `None` once consumed or expired, or
+/// for an unknown one; the count never moves then.
+async fn otp_attempts(store: &dyn Store) {
+    let (citizen, _) = seed(store).await;
+    let c = otp(&citizen, "login", T0);
+    store.create_otp_challenge(&c, &event("otp.sent")).await.unwrap();
+    let before = audit_len(store).await;
+    assert_eq!(store.record_otp_attempt(c.id, T0 + 1).await.unwrap(), Some(1));
+    assert_eq!(store.record_otp_attempt(c.id, T0 + 2).await.unwrap(), Some(2));
+    // The last second before expiry still counts; at `expires_at` it is expired.
+    assert_eq!(store.record_otp_attempt(c.id, c.expires_at - 1).await.unwrap(), Some(3));
+    assert_eq!(store.record_otp_attempt(c.id, c.expires_at).await.unwrap(), None, "expired");
+    assert_eq!(store.record_otp_attempt(c.id, c.expires_at + 100).await.unwrap(), None, "expired");
+    assert_eq!(store.latest_otp_challenge(citizen.id, "login").await.unwrap().unwrap().attempts, 3);
+    assert_eq!(store.record_otp_attempt(Uuid::new_v4(), T0).await.unwrap(), None, "unknown");
+    assert_eq!(audit_len(store).await, before, "attempts are not audited by the store");
+
+    // Attempts start from the stored count, and stop once the challenge is consumed.
+    let d = OtpChallenge { attempts: 4, ..otp(&citizen, "verify_email", T0 + 10) };
+    store.create_otp_challenge(&d, &event("otp.sent")).await.unwrap();
+    assert_eq!(store.record_otp_attempt(d.id, T0 + 11).await.unwrap(), Some(5));
+    assert!(store.consume_otp_challenge(d.id, T0 + 12).await.unwrap());
+    assert_eq!(store.record_otp_attempt(d.id, T0 + 13).await.unwrap(), None, "consumed");
+    let stored = store.latest_otp_challenge(citizen.id, "verify_email").await.unwrap().unwrap();
+    assert_eq!((stored.attempts, stored.consumed_at), (5, Some(T0 + 12)));
+    // The other challenge was not touched.
+    assert_eq!(store.latest_otp_challenge(citizen.id, "login").await.unwrap().unwrap().attempts, 3);
+}
+
+/// Concurrent attempts at one challenge are all counted: the counts returned are 1..=n.
+async fn otp_attempts_concurrent(b: &Backend) {
+    const CALLERS: i64 = 16;
+    let (citizen, _) = seed(b.store.as_ref()).await;
+    let c = otp(&citizen, "login", T0);
+    b.store.create_otp_challenge(&c, &event("otp.sent")).await.unwrap();
+    let id = c.id;
+    let barrier = Arc::new(Barrier::new(CALLERS as usize));
+    let tasks: Vec<_> = (0..CALLERS)
+        .map(|i| {
+            let (store, barrier) = (b.store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.record_otp_attempt(id, T0 + 1 + i).await.unwrap()
+            })
+        })
+        .collect();
+    let mut counts = BTreeSet::new();
+    for task in tasks {
+        let n = task.await.unwrap().expect("a live challenge counts every attempt");
+        assert!(counts.insert(n), "count {n} returned twice");
+    }
+    assert_eq!(counts, (1..=CALLERS).collect::<BTreeSet<_>>());
+    assert_eq!(b.store.latest_otp_challenge(citizen.id, "login").await.unwrap().unwrap().attempts, CALLERS);
+}
+
+/// `consume_otp_challenge`: once, only while unexpired; unknown ones are refused.
+async fn otp_consumption(store: &dyn Store) {
+    let (citizen, _) = seed(store).await;
+    let c = otp(&citizen, "login", T0);
+    store.create_otp_challenge(&c, &event("otp.sent")).await.unwrap();
+    let before = audit_len(store).await;
+    assert!(!store.consume_otp_challenge(c.id, c.expires_at).await.unwrap(), "expired at expires_at");
+    assert_eq!(store.latest_otp_challenge(citizen.id, "login").await.unwrap(), Some(c.clone()), "unchanged");
+    assert!(store.consume_otp_challenge(c.id, c.expires_at - 1).await.unwrap(), "live until then");
+    assert!(!store.consume_otp_challenge(c.id, c.expires_at - 1).await.unwrap(), "once");
+    assert!(!store.consume_otp_challenge(c.id, T0 + 10).await.unwrap(), "once");
+    let spent = OtpChallenge { consumed_at: Some(c.expires_at - 1), ..c.clone() };
+    assert_eq!(store.latest_otp_challenge(citizen.id, "login").await.unwrap(), Some(spent), "first time kept");
+    assert!(!store.consume_otp_challenge(Uuid::new_v4(), T0).await.unwrap(), "unknown");
+    // Created already consumed: cannot be consumed again.
+    let pre = OtpChallenge { consumed_at: Some(T0 + 1), ..otp(&citizen, "verify_email", T0) };
+    store.create_otp_challenge(&pre, &event("otp.sent")).await.unwrap();
+    assert!(!store.consume_otp_challenge(pre.id, T0 + 2).await.unwrap());
+    // Consuming does not touch attempts or other challenges.
+    let other = otp(&citizen, "verify_phone", T0);
+    store.create_otp_challenge(&other, &event("otp.sent")).await.unwrap();
+    assert_eq!(store.record_otp_attempt(other.id, T0 + 1).await.unwrap(), Some(1));
+    assert!(store.consume_otp_challenge(other.id, T0 + 2).await.unwrap());
+    assert_eq!(
+        store.latest_otp_challenge(citizen.id, "verify_phone").await.unwrap(),
+        Some(OtpChallenge { attempts: 1, consumed_at: Some(T0 + 2), ..other })
+    );
+    assert_eq!(audit_len(store).await, before + 2, "only the two creations were audited");
+}
+
+/// The same challenge consumed several times at once: exactly one caller gets `true`.
+async fn otp_consumption_concurrent(b: &Backend) {
+    const CALLERS: i64 = 8;
+    let (citizen, _) = seed(b.store.as_ref()).await;
+    for round in 0..4 {
+        let c = otp(&citizen, "login", T0 + round);
+        b.store.create_otp_challenge(&c, &event("otp.sent")).await.unwrap();
+        let id = c.id;
+        let barrier = Arc::new(Barrier::new(CALLERS as usize));
+        let tasks: Vec<_> = (0..CALLERS)
+            .map(|i| {
+                let (store, barrier) = (b.store.clone(), barrier.clone());
+                let at = T0 + 100 + i;
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    (at, store.consume_otp_challenge(id, at).await.unwrap())
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            let (at, ok) = task.await.unwrap();
+            if ok {
+                winners.push(at);
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: exactly one consumer, got {winners:?}");
+        let stored = b.store.latest_otp_challenge(citizen.id, "login").await.unwrap().unwrap();
+        assert_eq!((stored.id, stored.consumed_at), (id, Some(winners[0])), "round {round}");
+    }
+}
+
+/// `mark_contact_verified`: only the account's current email / phone is marked, with its
+/// event; anything else changes nothing and appends nothing.
+async fn contact_verification(b: &Backend) {
+    let store = b.store.as_ref();
+    // Stored verification times round-trip through create/get.
+    let pre = Account {
+        phone: Some("+84912345678".into()),
+        email_verified_at: Some(T0 - 10),
+        phone_verified_at: Some(T0 - 20),
+        ..account("dung.pham", None, AsLevel::As1)
+    };
+    store.create_account(&pre, &event("account.created")).await.unwrap();
+    assert_eq!(store.get_account(pre.id).await.unwrap(), Some(pre.clone()));
+    assert_eq!(store.find_account_by_username("dung.pham").await.unwrap(), Some(pre.clone()));
+
+    let citizen = Account { phone: Some("+84901234567".into()), ..account("giang.vo", None, AsLevel::As1) };
+    store.create_account(&citizen, &event("account.created")).await.unwrap();
+    assert_eq!(store.get_account(citizen.id).await.unwrap().unwrap().email_verified_at, None);
+    let before = audit_len(store).await;
+
+    // The current email: marked, with updated_at, and audited.
+    let e = event("account.email_verified").account(citizen.id);
+    assert!(store.mark_contact_verified(citizen.id, "email", "giang.vo@example.vn", T0 + 10, &e).await.unwrap());
+    assert_audited(store, before, &e).await;
+    let email_ok = Account { email_verified_at: Some(T0 + 10), updated_at: T0 + 10, ..citizen.clone() };
+    assert_eq!(store.get_account(citizen.id).await.unwrap(), Some(email_ok.clone()));
+
+    // The phone, through the sms channel.
+    let e = event("account.phone_verified").account(citizen.id);
+    assert!(store.mark_contact_verified(citizen.id, "sms", "+84901234567", T0 + 20, &e).await.unwrap());
+    assert_audited(store, before + 1, &e).await;
+    let both_ok = Account { phone_verified_at: Some(T0 + 20), updated_at: T0 + 20, ..email_ok.clone() };
+    assert_eq!(store.get_account(citizen.id).await.unwrap(), Some(both_ok.clone()));
+
+    // Refusals: another destination, the email sent as a phone number, an unknown channel,
+    // an unknown account, an account without a phone. Nothing changes, nothing is appended.
+    let refused: [(Uuid, &str, &str); 7] = [
+        (citizen.id, "email", "someone.else@example.vn"),
+        (citizen.id, "email", "GIANG.VO@example.vn"),
+        (citizen.id, "sms", "+84900000000"),
+        (citizen.id, "sms", "giang.vo@example.vn"),
+        (citizen.id, "phone", "+84901234567"),
+        (Uuid::new_v4(), "email", "giang.vo@example.vn"),
+        (pre.id, "email", "giang.vo@example.vn"),
+    ];
+    for (id, channel, destination) in refused {
+        let r = store.mark_contact_verified(id, channel, destination, T0 + 30, &event("refused")).await.unwrap();
+        assert!(!r, "{channel} {destination} must not be marked");
+    }
+    let (nophone, _) = seed(store).await;
+    let before = audit_len(store).await;
+    assert!(!store.mark_contact_verified(nophone.id, "sms", "", T0 + 30, &event("refused")).await.unwrap());
+    assert_eq!(audit_len(store).await, before, "refusals append nothing");
+    assert_eq!(store.get_account(citizen.id).await.unwrap(), Some(both_ok.clone()));
+    assert_eq!(store.get_account(pre.id).await.unwrap(), Some(pre.clone()));
+    assert_eq!(store.get_account(nophone.id).await.unwrap(), Some(nophone.clone()));
+
+    // The contact changed after the code was sent: the old destination is not marked.
+    b.raw(&[
+        "UPDATE accounts SET email = 'giang.new@example.vn', email_verified_at = NULL WHERE username = 'giang.vo'",
+    ])
+    .await;
+    let changed = Account { email: Some("giang.new@example.vn".into()), email_verified_at: None, ..both_ok.clone() };
+    assert_eq!(store.get_account(citizen.id).await.unwrap(), Some(changed.clone()));
+    assert!(
+        !store.mark_contact_verified(citizen.id, "email", "giang.vo@example.vn", T0 + 40, &event("x")).await.unwrap()
+    );
+    assert_eq!(audit_len(store).await, before);
+    assert_eq!(store.get_account(citizen.id).await.unwrap(), Some(changed.clone()));
+    assert!(
+        store.mark_contact_verified(citizen.id, "email", "giang.new@example.vn", T0 + 50, &event("ok")).await.unwrap()
+    );
+    let remarked = Account { email_verified_at: Some(T0 + 50), updated_at: T0 + 50, ..changed };
+    assert_eq!(store.get_account(citizen.id).await.unwrap(), Some(remarked.clone()));
+    // Marking again moves the time.
+    assert!(
+        store.mark_contact_verified(citizen.id, "email", "giang.new@example.vn", T0 + 60, &event("ok")).await.unwrap()
+    );
+    assert_eq!(
+        store.get_account(citizen.id).await.unwrap(),
+        Some(Account { email_verified_at: Some(T0 + 60), updated_at: T0 + 60, ..remarked })
+    );
+    assert_eq!(audit_len(store).await, before + 2);
+    assert_eq!(verify_chain(&audit_all(store).await), Ok(()));
+}
+
+/// `purge_expired` drops challenges two days past their expiry, and no others.
+async fn purge_otp_challenges(store: &dyn Store) {
+    let (citizen, _) = seed(store).await;
+    // expires_at = created_at + 300.
+    let gone = otp(&citizen, "login", T0 - 2 * 86_400 - 300);
+    let kept = otp(&citizen, "login", T0 - 2 * 86_400 - 299);
+    let recent = OtpChallenge { consumed_at: Some(T0 - 5), ..otp(&citizen, "verify_email", T0 - 10) };
+    for c in [&gone, &kept, &recent] {
+        store.create_otp_challenge(c, &event("otp.sent")).await.unwrap();
+    }
+    assert_eq!(store.count_otp_challenges_since(citizen.id, 0).await.unwrap(), 3);
+    assert_eq!(store.purge_expired(T0).await.unwrap(), 1, "the challenge two days past expiry");
+    assert_eq!(store.count_otp_challenges_since(citizen.id, 0).await.unwrap(), 2);
+    assert_eq!(store.latest_otp_challenge(citizen.id, "login").await.unwrap(), Some(kept.clone()));
+    // A day's worth is always still there for the cap.
+    assert_eq!(store.count_otp_challenges_since(citizen.id, T0 - 86_400).await.unwrap(), 1);
+    assert_eq!(store.purge_expired(T0).await.unwrap(), 0, "idempotent");
+    assert_eq!(store.purge_expired(T0 + 1).await.unwrap(), 1, "the next one a second later");
+    assert_eq!(store.latest_otp_challenge(citizen.id, "login").await.unwrap(), None);
+    assert_eq!(store.latest_otp_challenge(citizen.id, "verify_email").await.unwrap(), Some(recent));
 }
