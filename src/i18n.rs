@@ -106,6 +106,7 @@ mod tests {
             include_str!("../templates/recovery_codes.html"),
             include_str!("../templates/contact_verify.html"),
             include_str!("../templates/outbox.html"),
+            include_str!("../templates/notice.html"),
             include_str!("../templates/macros.html"),
             include_str!("../templates/form_post.html"),
         ];

@@ -285,6 +285,18 @@ pub enum ConsumedRefresh {
     NotFound,
 }
 
+/// A message the development outbox kept instead of sending.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxMessage {
+    pub id: Uuid,
+    /// `email` | `sms`.
+    pub channel: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub created_at: i64,
+}
+
 /// A pushed authorization request (RFC 9126).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PushedRequest {

@@ -218,3 +218,15 @@ CREATE TABLE failed_attempts (
     locked_until BIGINT,
     PRIMARY KEY (account_id, factor)
 );
+
+-- Development outbox: codes kept instead of sent (development mode only), readable at
+-- /dev/outbox by any instance.
+CREATE TABLE dev_outbox (
+    id         UUID PRIMARY KEY,
+    channel    TEXT NOT NULL,
+    recipient  TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX dev_outbox_created ON dev_outbox(created_at);

@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .route("/account/totp/{id}", get(second_factor::totp_get))
         .route("/account/totp/{id}/confirm", post(second_factor::totp_confirm))
         .route("/account/totp/{id}/remove", post(second_factor::totp_remove))
+        .route("/account/totp/{id}/rename", post(second_factor::totp_rename))
         .route("/account/recovery-codes", post(second_factor::recovery_new))
         .route("/account/second-factor", post(second_factor::always_post))
         .route("/login/second/send", post(second_factor::second_send))

@@ -22,6 +22,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("recovery_codes.html", include_str!("../../templates/recovery_codes.html")),
     ("contact_verify.html", include_str!("../../templates/contact_verify.html")),
     ("outbox.html", include_str!("../../templates/outbox.html")),
+    ("notice.html", include_str!("../../templates/notice.html")),
     ("form_post.html", include_str!("../../templates/form_post.html")),
 ];
 

@@ -134,7 +134,15 @@ pub async fn second_post(State(state): State<AppState>, mut ctx: WebCtx, body: B
         Ok(stepped) => {
             ctx.jar = ctx.jar.add(secret_cookie(&state, "session", stepped.cookie, None));
             let to = after_login(form.r.as_deref());
-            ctx.redirect(&to)
+            match stepped.recovery_left {
+                // A recovery code was used: say how many remain before going on.
+                Some(left) => {
+                    let title = ctx.t("recovery_used_title");
+                    let message = format!("{} {left}", ctx.t("recovery_left"));
+                    ctx.page(StatusCode::OK, "notice.html", context! { title => title, message => message, next => to })
+                }
+                None => ctx.redirect(&to),
+            }
         }
         Err(SecondFactorError::Totp(e)) => {
             let message = e.message(ctx.lang).to_string();
@@ -206,6 +214,28 @@ pub struct CodeForm {
     csrf: String,
     #[serde(default)]
     code: String,
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Deserialize)]
+pub struct NameForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+}
+
+pub async fn totp_rename(State(state): State<AppState>, ctx: WebCtx, Path(id): Path<Uuid>, body: Bytes) -> Response {
+    let Some(form) = parse::<NameForm>(&body) else { return bad_form(ctx) };
+    if !ctx.csrf_ok(&form.csrf) {
+        return csrf_failed(ctx);
+    }
+    let Some((_, account)) = ctx.session.clone() else { return ctx.redirect("/login") };
+    match second_factor::rename_totp(&state, &account, id, &form.name, now()).await {
+        Err(SecondFactorError::Service(e)) => service_failure(ctx, e),
+        _ => ctx.redirect("/account"),
+    }
 }
 
 fn codes_page(ctx: WebCtx, codes: Vec<String>) -> Response {
@@ -218,7 +248,12 @@ pub async fn totp_confirm(State(state): State<AppState>, ctx: WebCtx, Path(id): 
         return csrf_failed(ctx);
     }
     let Some((_, account)) = ctx.session.clone() else { return ctx.redirect("/login") };
-    match second_factor::confirm_totp(&state, &account, id, &form.code, now()).await {
+    let t = now();
+    let confirmed = second_factor::confirm_totp(&state, &account, id, &form.code, t).await;
+    if confirmed.is_ok() && !form.name.trim().is_empty() {
+        let _ = second_factor::rename_totp(&state, &account, id, &form.name, t).await;
+    }
+    match confirmed {
         Ok(Some(codes)) => codes_page(ctx, codes),
         Ok(None) => ctx.redirect("/account"),
         Err(SecondFactorError::Totp(e)) => {
@@ -344,19 +379,22 @@ pub async fn contact_confirm(State(state): State<AppState>, ctx: WebCtx, body: B
 
 /// `/dev/outbox`: the messages the development outbox kept (development mode only).
 pub async fn dev_outbox(State(state): State<AppState>, ctx: WebCtx) -> Response {
-    let Some(outbox) = state.notifier.outbox().filter(|_| state.config.development) else {
+    if !state.config.development {
         return super::web::not_found(ctx).await;
+    }
+    let kept = match state.store.list_outbox(100).await {
+        Ok(k) => k,
+        Err(e) => return service_failure(ctx, e.into()),
     };
-    let messages: Vec<Value> = outbox
-        .recent()
+    let messages: Vec<Value> = kept
         .into_iter()
-        .map(|e| {
+        .map(|m| {
             context! {
-                at => e.at,
-                channel => if e.message.channel == Channel::Sms { "SMS" } else { "E-mail" },
-                to => e.message.to,
-                subject => e.message.subject,
-                text => e.message.text,
+                at => m.created_at,
+                channel => if m.channel == "sms" { "SMS" } else { "E-mail" },
+                to => m.recipient,
+                subject => m.subject,
+                text => m.body,
             }
         })
         .collect();

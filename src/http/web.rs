@@ -304,6 +304,7 @@ async fn account_page(
         .map(|t| {
             context! {
                 id => t.id.to_string(),
+                name => t.name.clone(),
                 added => dmy_time(t.confirmed_at.unwrap_or(t.created_at)),
                 last_used => t.last_used_at.map(dmy_time).unwrap_or_default(),
             }

@@ -8,8 +8,8 @@ use crate::app::AppState;
 use crate::audit::AuditEvent;
 use crate::crypto::random::{constant_time_eq, random_bytes};
 use crate::i18n::Lang;
-use crate::notify::{Channel, Message, mask_email, mask_phone};
-use crate::store::{Account, OtpChallenge};
+use crate::notify::{Channel, Message, Via, mask_email, mask_phone};
+use crate::store::{Account, OtpChallenge, OutboxMessage};
 use uuid::Uuid;
 
 pub const CODE_SECONDS: i64 = 300;
@@ -186,9 +186,24 @@ pub async fn send(
         // Without diacritics an SMS segment holds 160 characters instead of 70.
         Channel::Sms => Message::sms(to, text),
     };
-    if let Err(e) = state.notifier.send(&message).await {
-        tracing::warn!(account = %account.id, error = %e, "one-time code not delivered");
-        return Err(OtpError::Delivery);
+    match state.notifier.send(&message).await {
+        // Development: kept in the database so every instance's /dev/outbox shows it.
+        Ok(receipt) if receipt.via == Via::Outbox => {
+            let kept = OutboxMessage {
+                id: Uuid::now_v7(),
+                channel: channel_str(channel).into(),
+                recipient: message.to.clone(),
+                subject: message.subject.clone(),
+                body: message.text.clone(),
+                created_at: now,
+            };
+            state.store.push_outbox(&kept).await?;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(account = %account.id, error = %e, "one-time code not delivered");
+            return Err(OtpError::Delivery);
+        }
     }
     Ok(shown)
 }

@@ -24,6 +24,8 @@ pub const MAX_FAILURES: i64 = 5;
 pub const FAILURE_WINDOW_SECONDS: i64 = 900;
 pub const LOCK_SECONDS: i64 = 900;
 const LOCK_KEY: &str = "second_factor";
+/// Every failed attempt is answered this much later: guessing slows down before it locks.
+pub const FAILURE_DELAY: std::time::Duration = std::time::Duration::from_millis(750);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecondFactorError {
@@ -131,6 +133,26 @@ pub async fn confirm_totp(
         return Ok(None);
     }
     new_recovery_codes(state, account, now).await.map(Some)
+}
+
+/// Names an authenticator app ("Điện thoại của tôi"); 1–60 characters after trimming.
+pub async fn rename_totp(
+    state: &AppState,
+    account: &Account,
+    id: Uuid,
+    name: &str,
+    now: i64,
+) -> Result<(), SecondFactorError> {
+    let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
+    if name.is_empty() || name.chars().count() > 60 {
+        return Err(SecondFactorError::NotFound);
+    }
+    let audit = AuditEvent::new(now, "factor.renamed", actor(account)).account(account.id).detail("factor", "totp");
+    if state.store.rename_totp(id, account.id, &name, &audit).await? {
+        Ok(())
+    } else {
+        Err(SecondFactorError::NotFound)
+    }
 }
 
 /// Replaces the account's recovery codes with ten new ones, returned once.
@@ -280,6 +302,7 @@ async fn fail(state: &AppState, account: &Account, factor: &str, now: i64) -> Re
         .store
         .count_failure(account.id, LOCK_KEY, now, FAILURE_WINDOW_SECONDS, MAX_FAILURES, LOCK_SECONDS)
         .await?;
+    tokio::time::sleep(FAILURE_DELAY).await;
     if let Some(until) = locked {
         tracing::warn!(account = %account.id, until, "second factor locked after repeated failures");
         let event = AuditEvent::new(now, "factor.locked", "system")

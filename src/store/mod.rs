@@ -319,6 +319,14 @@ pub trait Store: Send + Sync {
     /// Forgets the failures (after a success).
     async fn clear_failures(&self, account_id: Uuid, factor: &str) -> StoreResult<()>;
 
+    /// Renames an authenticator app of the account; `false` when it has no such app.
+    async fn rename_totp(&self, id: Uuid, account_id: Uuid, name: &str, audit: &AuditEvent) -> StoreResult<bool>;
+
+    /// Keeps a message in the development outbox (development mode only).
+    async fn push_outbox(&self, message: &OutboxMessage) -> StoreResult<()>;
+    /// The newest `limit` outbox messages, newest first.
+    async fn list_outbox(&self, limit: i64) -> StoreResult<Vec<OutboxMessage>>;
+
     /// Appends a standalone event (e.g. a failed sign-in) to the chain.
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     /// Events in chain order, from sequence number `from_seq` on, at most `limit`.

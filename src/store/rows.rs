@@ -342,6 +342,29 @@ impl From<RefreshRow> for RefreshTokenRecord {
 }
 
 #[derive(sqlx::FromRow)]
+pub(super) struct OutboxRow {
+    id: Uuid,
+    channel: String,
+    recipient: String,
+    subject: String,
+    body: String,
+    created_at: i64,
+}
+
+impl From<OutboxRow> for OutboxMessage {
+    fn from(r: OutboxRow) -> Self {
+        OutboxMessage {
+            id: r.id,
+            channel: r.channel,
+            recipient: r.recipient,
+            subject: r.subject,
+            body: r.body,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
 pub(super) struct PushedRow {
     uri_hash: String,
     client_id: String,

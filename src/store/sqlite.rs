@@ -1090,6 +1090,12 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        // The development outbox keeps two days of messages.
+        n += sqlx::query("DELETE FROM dev_outbox WHERE created_at <= $1")
+            .bind(now - 2 * 86_400)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         // A grant goes once nothing of it can be used (its codes and tokens go with it).
         n += sqlx::query("DELETE FROM grants WHERE expires_at <= $1")
             .bind(now - 86_400)
@@ -1163,6 +1169,51 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn rename_totp(&self, id: Uuid, account_id: Uuid, name: &str, audit: &AuditEvent) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        append(&mut tx, audit).await?;
+        let n = sqlx::query("UPDATE totp_credentials SET name = $1 WHERE id = $2 AND account_id = $3")
+            .bind(name)
+            .bind(id)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn push_outbox(&self, m: &OutboxMessage) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO dev_outbox (id, channel, recipient, subject, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(m.id)
+        .bind(&m.channel)
+        .bind(&m.recipient)
+        .bind(&m.subject)
+        .bind(&m.body)
+        .bind(m.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_outbox(&self, limit: i64) -> StoreResult<Vec<OutboxMessage>> {
+        Ok(sqlx::query_as::<_, OutboxRow>(
+            "SELECT id, channel, recipient, subject, body, created_at FROM dev_outbox \
+             ORDER BY created_at DESC, id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(OutboxMessage::from)
+        .collect())
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {

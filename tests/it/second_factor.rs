@@ -174,7 +174,17 @@ async fn password_then_authenticator_code_reaches_2fa_and_codes_work_once() {
 
     // A recovery code works once, and the citizen is told how many remain.
     let resp = submit_second(&server, &other, &second, "recovery_code", &recovery[3].to_lowercase()).await;
-    let claims = token_claims(&server, &follow_to_code(&server, &other, resp).await).await;
+    assert_eq!(resp.status(), 200);
+    let notice = resp.text().await.unwrap().replace("&#x2f;", "/").replace("&amp;", "&");
+    assert!(notice.contains("Số mã khôi phục còn lại: 9"), "{notice}");
+    let start = notice.find("href=\"/authorize/resume").unwrap() + "href=\"".len();
+    let next = &notice[start..start + notice[start..].find('"').unwrap()];
+    let resp = other.get(server.url(next)).send().await.unwrap();
+    let mut url = absolute(&server.base, &location(&resp));
+    while !url.starts_with(CB) {
+        url = absolute(&server.base, &location(&other.get(&url).send().await.unwrap()));
+    }
+    let claims = token_claims(&server, &query_param(&url, "code").unwrap()).await;
     assert_eq!(claims["acr"], "urn:xacthuc:loa:as2:2fa");
     let third = client();
     let second = to_second_step(&server, &third).await;
@@ -196,6 +206,19 @@ async fn the_citizen_can_ask_for_a_second_factor_at_every_sign_in() {
     let (secret, _) = enrol(&server, &http).await;
     let account = http.get(server.url("/account")).send().await.unwrap().text().await.unwrap();
     assert!(account.contains("Ứng dụng xác thực"));
+    // Renamed, so the citizen recognises the device.
+    let marker = "/account/totp/";
+    let start = account.replace("&#x2f;", "/").find(marker).unwrap() + marker.len();
+    let id = account.replace("&#x2f;", "/")[start..start + 36].to_string();
+    let resp = http
+        .post(server.url(&format!("/account/totp/{id}/rename")))
+        .form(&[("csrf", hidden(&account, "csrf")), ("name", "  Điện thoại   của Hùng ".into())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let account = http.get(server.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(account.contains("Điện thoại của Hùng"), "renamed, whitespace folded");
     let resp = http
         .post(server.url("/account/second-factor"))
         .form(&[("csrf", hidden(&account, "csrf")), ("always", "on".into())])
@@ -362,4 +385,18 @@ async fn a_verified_phone_receives_sign_in_codes_by_sms() {
     let outbox = http.get(server.url("/dev/outbox")).send().await.unwrap();
     assert_eq!(outbox.status(), 200);
     assert!(outbox.text().await.unwrap().contains("0901234289"));
+}
+
+#[tokio::test]
+async fn a_failed_attempt_is_answered_slowly() {
+    let server = TestServer::start().await;
+    server.add_client("portal", CB, "PS256").await;
+    let enroller = client();
+    register(&server, &enroller, &HUNG).await;
+    enrol(&server, &enroller).await;
+    let http = client();
+    let second = to_second_step(&server, &http).await;
+    let started = std::time::Instant::now();
+    assert_eq!(submit_second(&server, &http, &second, "totp", "123456").await.status(), 401);
+    assert!(started.elapsed() >= xacthuc::service::second_factor::FAILURE_DELAY, "slowed down");
 }

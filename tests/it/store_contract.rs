@@ -19,8 +19,8 @@ use xacthuc::audit::{AuditEvent, GENESIS_HASH, StoredAuditEvent, verify_chain};
 use xacthuc::store::{
     AccessTokenFormat, AccessTokenRecord, Account, AccountStatus, AuthCodeRecord, ClientKind, ClientRecord,
     ClientSettings, CodeData, Conflict, ConsumedCode, ConsumedRefresh, DynStore, GrantAuth, GrantRecord, IdentityData,
-    LogoutDelivery, OtpChallenge, PendingAuthorization, PushedRequest, RefreshTokenRecord, SessionRecord,
-    SigningKeyRecord, Store, StoreError, TokenAuthMethod, TotpCredential, connect,
+    LogoutDelivery, OtpChallenge, OutboxMessage, PendingAuthorization, PushedRequest, RefreshTokenRecord,
+    SessionRecord, SigningKeyRecord, Store, StoreError, TokenAuthMethod, TotpCredential, connect,
 };
 
 /// A fixed "now" (2025-06-15); the store never reads the clock.
@@ -181,6 +181,7 @@ on_both_backends! {
     purge_expired_issued(backend),
     logout_delivery_claims(backend),
     failure_counting(backend),
+    totp_rename_and_outbox(store),
     always_second_factor(store),
     totp_credentials(store),
     totp_steps_concurrent(backend),
@@ -2659,4 +2660,42 @@ async fn purge_otp_challenges(store: &dyn Store) {
     assert_eq!(store.purge_expired(T0 + 1).await.unwrap(), 1, "the next one a second later");
     assert_eq!(store.latest_otp_challenge(citizen.id, "login").await.unwrap(), None);
     assert_eq!(store.latest_otp_challenge(citizen.id, "verify_email").await.unwrap(), Some(recent));
+}
+
+/// `rename_totp` only for the owner's app, audited; the development outbox lists newest first.
+async fn totp_rename_and_outbox(store: &dyn Store) {
+    let (citizen, _) = seed(store).await;
+    let app = TotpCredential {
+        id: Uuid::new_v4(),
+        account_id: citizen.id,
+        name: String::new(),
+        secret_enc: "sealed".into(),
+        last_step: None,
+        created_at: T0,
+        confirmed_at: None,
+        last_used_at: None,
+    };
+    store.create_totp(&app).await.unwrap();
+    let before = audit_len(store).await;
+    assert!(!store.rename_totp(app.id, Uuid::new_v4(), "x", &event("factor.renamed")).await.unwrap(), "not the owner");
+    assert_eq!(audit_len(store).await, before, "no event when nothing changed");
+    let e = event("factor.renamed").account(citizen.id);
+    assert!(store.rename_totp(app.id, citizen.id, "Điện thoại của Bình", &e).await.unwrap());
+    assert_audited(store, before, &e).await;
+    assert_eq!(store.list_totp(citizen.id).await.unwrap()[0].name, "Điện thoại của Bình");
+
+    let msg = |n: i64| OutboxMessage {
+        id: Uuid::new_v4(),
+        channel: "sms".into(),
+        recipient: "0901234289".into(),
+        subject: String::new(),
+        body: format!("Ma xac thuc {n}"),
+        created_at: T0 + n,
+    };
+    for n in 0..5 {
+        store.push_outbox(&msg(n)).await.unwrap();
+    }
+    let listed = store.list_outbox(3).await.unwrap();
+    assert_eq!(listed.iter().map(|m| m.created_at).collect::<Vec<_>>(), vec![T0 + 4, T0 + 3, T0 + 2]);
+    assert_eq!(listed[0].body, "Ma xac thuc 4");
 }
