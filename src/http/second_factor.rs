@@ -39,10 +39,19 @@ fn channel_of(s: &str) -> Option<Channel> {
 
 /// The second-step page: the app and recovery-code forms, and a "send a code" button per
 /// verified contact; `sent` is the channel a code just went to and its masked destination.
-fn step_page(ctx: WebCtx, status: StatusCode, pending: &str, error: String, sent: Option<(&str, String)>) -> Response {
+fn step_page(
+    state: &AppState,
+    ctx: WebCtx,
+    status: StatusCode,
+    pending: &str,
+    error: String,
+    sent: Option<(&str, String)>,
+) -> Response {
+    // Offer only the channels that can deliver a code now.
     let contact = |channel: Channel| {
         ctx.session
             .as_ref()
+            .filter(|_| state.notifier.can_send(channel))
             .and_then(|(_, a)| otp::destination(a, otp::Purpose::Login, channel))
             .map(|d| otp::masked(channel, &d))
     };
@@ -81,28 +90,28 @@ pub async fn second_send(State(state): State<AppState>, ctx: WebCtx, body: Bytes
     let Some(channel) = channel_of(&form.channel) else { return bad_form(ctx) };
     let pending = form.r.clone().unwrap_or_default();
     match second_factor::send_code(&state, &account, channel, ctx.lang, now()).await {
-        Ok(to) => step_page(ctx, StatusCode::OK, &pending, String::new(), Some((&form.channel, to))),
+        Ok(to) => step_page(&state, ctx, StatusCode::OK, &pending, String::new(), Some((&form.channel, to))),
         Err(SecondFactorError::Otp(e)) => {
             let message = e.message(ctx.lang);
-            step_page(ctx, StatusCode::TOO_MANY_REQUESTS, &pending, message, None)
+            step_page(&state, ctx, StatusCode::TOO_MANY_REQUESTS, &pending, message, None)
         }
         Err(SecondFactorError::Locked(_)) => {
             let message = ctx.t("err_too_many_attempts");
-            step_page(ctx, StatusCode::TOO_MANY_REQUESTS, &pending, message, None)
+            step_page(&state, ctx, StatusCode::TOO_MANY_REQUESTS, &pending, message, None)
         }
         Err(SecondFactorError::Service(e)) => service_failure(ctx, e),
-        Err(_) => step_page(ctx, StatusCode::BAD_REQUEST, &pending, String::new(), None),
+        Err(_) => step_page(&state, ctx, StatusCode::BAD_REQUEST, &pending, String::new(), None),
     }
 }
 
 /// The second step: the citizen has signed in with a password; the request needs more.
-pub async fn second_get(ctx: WebCtx, Query(q): Query<PendingParam>) -> Response {
+pub async fn second_get(State(state): State<AppState>, ctx: WebCtx, Query(q): Query<PendingParam>) -> Response {
     if ctx.session.is_none() {
         let to = format!("/login?r={}", super::ctx::urlencoding(q.r.as_deref().unwrap_or("")));
         return ctx.redirect(&to);
     }
     let pending = q.r.unwrap_or_default();
-    step_page(ctx, StatusCode::OK, &pending, String::new(), None)
+    step_page(&state, ctx, StatusCode::OK, &pending, String::new(), None)
 }
 
 #[derive(Deserialize)]
@@ -146,23 +155,23 @@ pub async fn second_post(State(state): State<AppState>, mut ctx: WebCtx, body: B
         }
         Err(SecondFactorError::Totp(e)) => {
             let message = e.message(ctx.lang).to_string();
-            step_page(ctx, StatusCode::UNAUTHORIZED, &pending, message, None)
+            step_page(&state, ctx, StatusCode::UNAUTHORIZED, &pending, message, None)
         }
         Err(SecondFactorError::RecoveryCode) => {
             let message = ctx.t("err_recovery_code");
-            step_page(ctx, StatusCode::UNAUTHORIZED, &pending, message, None)
+            step_page(&state, ctx, StatusCode::UNAUTHORIZED, &pending, message, None)
         }
         Err(SecondFactorError::Otp(e)) => {
             let message = e.message(ctx.lang);
             let sent = channel_of(&form.method).map(|_| (form.method.as_str(), String::new()));
-            step_page(ctx, StatusCode::UNAUTHORIZED, &pending, message, sent)
+            step_page(&state, ctx, StatusCode::UNAUTHORIZED, &pending, message, sent)
         }
         Err(SecondFactorError::Locked(_)) => {
             let message = ctx.t("err_too_many_attempts");
-            step_page(ctx, StatusCode::TOO_MANY_REQUESTS, &pending, message, None)
+            step_page(&state, ctx, StatusCode::TOO_MANY_REQUESTS, &pending, message, None)
         }
         Err(SecondFactorError::Service(e)) => service_failure(ctx, e),
-        Err(_) => step_page(ctx, StatusCode::UNAUTHORIZED, &pending, String::new(), None),
+        Err(_) => step_page(&state, ctx, StatusCode::UNAUTHORIZED, &pending, String::new(), None),
     }
 }
 

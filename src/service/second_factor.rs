@@ -61,7 +61,10 @@ fn actor(account: &Account) -> String {
 /// authenticator app, or unused recovery codes, make `2fa` reachable.
 pub async fn reachable_mechanism(state: &AppState, account: &Account) -> Result<Mechanism, ServiceError> {
     let apps = state.store.list_totp(account.id).await?;
-    let verified_contact = account.email_verified_at.is_some() || account.phone_verified_at.is_some();
+    // A verified contact counts only while its channel can actually deliver codes.
+    let can = |c| state.notifier.can_send(c);
+    let verified_contact = (account.email_verified_at.is_some() && can(crate::notify::Channel::Email))
+        || (account.phone_verified_at.is_some() && can(crate::notify::Channel::Sms));
     if verified_contact
         || apps.iter().any(|t| t.confirmed_at.is_some())
         || state.store.count_recovery_codes(account.id).await? > 0

@@ -400,3 +400,42 @@ async fn a_failed_attempt_is_answered_slowly() {
     assert_eq!(submit_second(&server, &http, &second, "totp", "123456").await.status(), 401);
     assert!(started.elapsed() >= xacthuc::service::second_factor::FAILURE_DELAY, "slowed down");
 }
+
+/// Outside development with no SMS sender configured, a verified phone is no second factor
+/// (it could not receive a code).
+#[tokio::test]
+async fn a_contact_whose_channel_is_off_is_no_second_factor() {
+    use xacthuc::config::{Config, Overrides};
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("data.key");
+    std::fs::write(&key, xacthuc::crypto::secretbox::DataKey::generate().unwrap().to_base64()).unwrap();
+    let env = vec![
+        ("XACTHUC_DEVELOPMENT".to_string(), "false".to_string()),
+        ("XACTHUC_DATA_KEY_FILE".to_string(), key.display().to_string()),
+        ("XACTHUC_PASSWORD__MEMORY_KIB".to_string(), "1024".to_string()),
+        ("XACTHUC_PASSWORD__ITERATIONS".to_string(), "1".to_string()),
+    ];
+    let flags = Overrides {
+        data_dir: Some(dir.path().to_path_buf()),
+        issuer: Some("https://id.example.vn".into()),
+        ..Default::default()
+    };
+    let state = xacthuc::app::build_state(Config::load(None, env, &flags).unwrap(), xacthuc::app::now()).await.unwrap();
+    assert!(!state.notifier.can_send(xacthuc::notify::Channel::Sms));
+    let input = xacthuc::service::accounts::RegistrationInput {
+        username: "lan".into(),
+        password: PASSWORD.into(),
+        password_confirm: PASSWORD.into(),
+        phone: Some("0901234289".into()),
+        ..Default::default()
+    };
+    let now = xacthuc::app::now();
+    let account =
+        xacthuc::service::accounts::register(&state, input, xacthuc::i18n::Lang::Vi, "test", now).await.unwrap();
+    let audit = xacthuc::audit::AuditEvent::new(now, "contact.verified", "test").account(account.id);
+    assert!(state.store.mark_contact_verified(account.id, "sms", "0901234289", now, &audit).await.unwrap());
+    let account = state.store.get_account(account.id).await.unwrap().unwrap();
+    assert!(account.phone_verified_at.is_some());
+    let reachable = xacthuc::service::second_factor::reachable_mechanism(&state, &account).await.unwrap();
+    assert_eq!(reachable, xacthuc::assurance::Mechanism::OneFactor);
+}
