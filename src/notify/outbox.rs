@@ -46,7 +46,8 @@ impl Outbox {
         let channel = message.channel;
         // Development only, and there is no /dev/outbox page yet: the log is where a developer
         // reads the code.
-        tracing::warn!(?channel, to = %message.to, subject = %message.subject, text = %message.text, "DEVELOPMENT OUTBOX: message kept, not sent");
+        // Never the text: it holds a one-time code. Developers read it at /dev/outbox.
+        tracing::warn!(?channel, to = %message.masked_to(), "DEVELOPMENT OUTBOX: message kept, not sent (read it at /dev/outbox)");
         let mut ring = self.ring();
         let id = ring.next_id;
         ring.next_id += 1;
