@@ -454,18 +454,18 @@ impl Store for PgStore {
     }
 
     async fn find_access_token(&self, token_hash: &str) -> StoreResult<Option<(AccessTokenRecord, GrantRecord)>> {
-        let Some(token) = sqlx::query_as::<_, AccessTokenRow>(
-            "SELECT token_hash, grant_id, scope, created_at, expires_at FROM access_tokens WHERE token_hash = $1",
-        )
+        // One round trip: this runs on every userinfo, introspection and revocation request.
+        sqlx::query_as::<_, AccessTokenWithGrant>(concat!(
+            "SELECT t.token_hash AS t_token_hash, t.grant_id AS t_grant_id, t.scope AS t_scope, \
+             t.created_at AS t_created_at, t.expires_at AS t_expires_at, ",
+            grant_columns_g!(),
+            " FROM access_tokens t JOIN grants g ON g.id = t.grant_id WHERE t.token_hash = $1"
+        ))
         .bind(token_hash)
         .fetch_optional(&self.pool)
         .await?
-        else {
-            return Ok(None);
-        };
-        let token = AccessTokenRecord::from(token);
-        let grant = grant_by_id(&self.pool, token.grant_id).await?;
-        Ok(Some((token, grant)))
+        .map(<(AccessTokenRecord, GrantRecord)>::try_from)
+        .transpose()
     }
 
     async fn delete_access_token(&self, token_hash: &str, audit: &AuditEvent) -> StoreResult<()> {
@@ -618,18 +618,17 @@ impl Store for PgStore {
     }
 
     async fn find_refresh_token(&self, token_hash: &str) -> StoreResult<Option<(RefreshTokenRecord, GrantRecord)>> {
-        let Some(token) = sqlx::query_as::<_, RefreshRow>(
-            "SELECT token_hash, grant_id, created_at, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1",
-        )
+        sqlx::query_as::<_, RefreshWithGrant>(concat!(
+            "SELECT t.token_hash AS t_token_hash, t.grant_id AS t_grant_id, t.created_at AS t_created_at, \
+             t.expires_at AS t_expires_at, t.used_at AS t_used_at, ",
+            grant_columns_g!(),
+            " FROM refresh_tokens t JOIN grants g ON g.id = t.grant_id WHERE t.token_hash = $1"
+        ))
         .bind(token_hash)
         .fetch_optional(&self.pool)
         .await?
-        else {
-            return Ok(None);
-        };
-        let token = RefreshTokenRecord::from(token);
-        let grant = grant_by_id(&self.pool, token.grant_id).await?;
-        Ok(Some((token, grant)))
+        .map(<(RefreshTokenRecord, GrantRecord)>::try_from)
+        .transpose()
     }
 
     async fn record_client_assertion(&self, client_id: &str, jti: &str, expires_at: i64) -> StoreResult<bool> {

@@ -513,3 +513,62 @@ pub(super) fn conflict_from(err: sqlx::Error) -> StoreError {
     }
     StoreError::Database(err)
 }
+
+/// A token and its grant, read in one query; the token's columns are aliased `t_…`.
+#[derive(sqlx::FromRow)]
+pub(super) struct AccessTokenWithGrant {
+    t_token_hash: String,
+    t_grant_id: Uuid,
+    t_scope: String,
+    t_created_at: i64,
+    t_expires_at: i64,
+    #[sqlx(flatten)]
+    grant: GrantRow,
+}
+
+impl TryFrom<AccessTokenWithGrant> for (AccessTokenRecord, GrantRecord) {
+    type Error = StoreError;
+    fn try_from(r: AccessTokenWithGrant) -> Result<Self, StoreError> {
+        let token = AccessTokenRecord {
+            token_hash: r.t_token_hash,
+            grant_id: r.t_grant_id,
+            scope: r.t_scope,
+            created_at: r.t_created_at,
+            expires_at: r.t_expires_at,
+        };
+        Ok((token, r.grant.try_into()?))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct RefreshWithGrant {
+    t_token_hash: String,
+    t_grant_id: Uuid,
+    t_created_at: i64,
+    t_expires_at: i64,
+    t_used_at: Option<i64>,
+    #[sqlx(flatten)]
+    grant: GrantRow,
+}
+
+impl TryFrom<RefreshWithGrant> for (RefreshTokenRecord, GrantRecord) {
+    type Error = StoreError;
+    fn try_from(r: RefreshWithGrant) -> Result<Self, StoreError> {
+        let token = RefreshTokenRecord {
+            token_hash: r.t_token_hash,
+            grant_id: r.t_grant_id,
+            created_at: r.t_created_at,
+            expires_at: r.t_expires_at,
+            used_at: r.t_used_at,
+        };
+        Ok((token, r.grant.try_into()?))
+    }
+}
+
+/// The grant's columns qualified `g.`, for joins.
+macro_rules! grant_columns_g {
+    () => {
+        "g.id, g.client_id, g.account_id, g.session_id, g.scope, g.auth, g.created_at, g.expires_at, g.revoked_at"
+    };
+}
+pub(super) use grant_columns_g;
