@@ -76,14 +76,21 @@ async fn token_claims(server: &TestServer, code: &str) -> Value {
 
 /// Signs in with the password at a portal asking for 2fa; returns the second-step page URL.
 async fn to_second_step(server: &TestServer, http: &reqwest::Client) -> String {
+    to_second_step_asking(server, http, Some("urn:xacthuc:loa:as2:2fa")).await
+}
+
+/// The same, with the portal sending `acr_values` (or none).
+async fn to_second_step_asking(server: &TestServer, http: &reqwest::Client, acr_values: Option<&str>) -> String {
     let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
     url.query_pairs_mut().extend_pairs([
         ("response_type", "code"),
         ("client_id", "portal"),
         ("redirect_uri", CB),
         ("scope", "openid"),
-        ("acr_values", "urn:xacthuc:loa:as2:2fa"),
     ]);
+    if let Some(acr) = acr_values {
+        url.query_pairs_mut().append_pair("acr_values", acr);
+    }
     let resp = http.get(url.as_str()).send().await.unwrap();
     let login = absolute(&server.base, &location(&resp));
     assert!(login.contains("/login?r="), "{login}");
@@ -229,25 +236,7 @@ async fn the_citizen_can_ask_for_a_second_factor_at_every_sign_in() {
 
     // A plain request (no acr_values) now asks for the second step too.
     let fresh = client();
-    let params = [("response_type", "code"), ("client_id", "portal"), ("redirect_uri", CB), ("scope", "openid")];
-    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-    url.query_pairs_mut().extend_pairs(params);
-    let login = absolute(&server.base, &location(&fresh.get(url.as_str()).send().await.unwrap()));
-    let page = fresh.get(&login).send().await.unwrap().text().await.unwrap();
-    let resp = fresh
-        .post(server.url("/login"))
-        .form(&[
-            ("csrf", hidden(&page, "csrf")),
-            ("r", hidden(&page, "r")),
-            ("username", HUNG.username.into()),
-            ("password", PASSWORD.into()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let resume = absolute(&server.base, &location(&resp));
-    let second = absolute(&server.base, &location(&fresh.get(&resume).send().await.unwrap()));
-    assert!(second.contains("/login/second"), "{second}");
+    let second = to_second_step_asking(&server, &fresh, None).await;
     let code = python_totp(&secret, xacthuc::app::now() + 30);
     let resp = submit_second(&server, &fresh, &second, "totp", &code).await;
     let claims = token_claims(&server, &follow_to_code(&server, &fresh, resp).await).await;
