@@ -5,7 +5,7 @@ use crate::authn::password::Argon2Params;
 use crate::config::Config;
 use crate::crypto::secretbox::DataKey;
 use crate::crypto::signing::SigningAlg;
-use crate::http::demo::DemoClient;
+use crate::http::demo::{DemoClient, DemoClients};
 use crate::http::pages::Pages;
 use crate::service::ServiceError;
 use crate::service::clients::{self, ClientError, NewClient};
@@ -30,11 +30,16 @@ pub struct Inner {
     pub hashing: Semaphore,
     /// Outbound HTTP (the demo portal's back channel).
     pub http: reqwest::Client,
-    pub demo: Option<crate::http::demo::DemoClient>,
+    pub demo: Option<DemoClients>,
     /// The service policies from `policies_dir`, checked against the regulation's floor.
-    pub policies: Arc<crate::policy::PolicySet>,
+    /// Swapped whole on reload ([`AppState::reload_policies`]); readers never wait.
+    policies: arc_swap::ArcSwap<crate::policy::PolicySet>,
     /// Sends one-time codes by e-mail and SMS (`[notify]`).
     pub notifier: crate::notify::Notifier,
+    /// Prometheus counters and latency histograms (`crate::metrics`).
+    pub metrics: crate::metrics::Metrics,
+    /// Digital certificates: the trust store and the CRL cache (`[certificates]`).
+    pub certificates: crate::service::certificates::CertState,
 }
 
 impl std::ops::Deref for AppState {
@@ -48,6 +53,28 @@ impl AppState {
     pub fn issuer(&self) -> &str {
         self.config.issuer()
     }
+
+    /// The policy set in force now.
+    pub fn policies(&self) -> Arc<crate::policy::PolicySet> {
+        self.policies.load_full()
+    }
+
+    /// Re-reads `policies_dir` and swaps the new set in atomically. An invalid set changes
+    /// nothing: the old one stays in force and the problems are returned (and logged).
+    pub fn reload_policies(&self) -> Result<Arc<crate::policy::PolicySet>, crate::policy::PolicyError> {
+        match crate::policy::load_configured(&self.config.policies_dir) {
+            Ok(set) => {
+                let set = Arc::new(set);
+                self.policies.store(set.clone());
+                tracing::info!(services = set.services.len(), "service policies reloaded");
+                Ok(set)
+            }
+            Err(e) => {
+                tracing::error!("policy reload refused, the previous policies stay in force:\n{e}");
+                Err(e)
+            }
+        }
+    }
 }
 
 /// The unix time now. The one place the wall clock is read on the request path.
@@ -58,6 +85,8 @@ pub fn now() -> i64 {
 pub use crate::http::router;
 
 pub const DEMO_CLIENT_ID: &str = "xacthuc-demo";
+/// The demo portal's level-4 service, "Đăng ký hộ kinh doanh" (`policies/ho-kinh-doanh.toml`).
+pub const DEMO_BUSINESS_CLIENT_ID: &str = "xacthuc-demo-hkd";
 
 /// The data key: configured, or in development generated once into `data_dir/data.key`.
 pub fn data_key(config: &Config) -> Result<DataKey, ServiceError> {
@@ -103,9 +132,10 @@ pub async fn build_state(config: Config, now: i64) -> Result<AppState, ServiceEr
     crate::crypto::random::check_rng().map_err(ServiceError::internal)?;
     let data_key = data_key(&config)?;
     // An invalid policy set stops start-up: the gateway never runs below the regulation's floor.
-    let policies = Arc::new(crate::policy::load_configured(&config.policies_dir).map_err(|e| {
-        ServiceError::Internal(format!("invalid service policies in {}:\n{e}", config.policies_dir.display()))
-    })?);
+    let policies =
+        arc_swap::ArcSwap::from_pointee(crate::policy::load_configured(&config.policies_dir).map_err(|e| {
+            ServiceError::Internal(format!("invalid service policies in {}:\n{e}", config.policies_dir.display()))
+        })?);
     let url = config.database_url();
     if url.starts_with("sqlite:") {
         std::fs::create_dir_all(&config.data_dir)
@@ -122,7 +152,19 @@ pub async fn build_state(config: Config, now: i64) -> Result<AppState, ServiceEr
         }
     }
     let demo = if config.demo_enabled() {
-        Some(ensure_demo_client(&config, store.as_ref(), &data_key, now).await?)
+        let portal =
+            ensure_demo_client(&config, store.as_ref(), &data_key, DEMO_CLIENT_ID, "Cổng dịch vụ công (demo)", now)
+                .await?;
+        let business = ensure_demo_client(
+            &config,
+            store.as_ref(),
+            &data_key,
+            DEMO_BUSINESS_CLIENT_ID,
+            "Cổng đăng ký hộ kinh doanh (demo)",
+            now,
+        )
+        .await?;
+        Some(DemoClients { portal, business })
     } else {
         None
     };
@@ -137,8 +179,10 @@ pub async fn build_state(config: Config, now: i64) -> Result<AppState, ServiceEr
         .unwrap_or_else(|| "localhost".into());
     let notifier = crate::notify::Notifier::from_config(&config.notify, config.development, http.clone(), &hello_name)
         .map_err(ServiceError::internal)?;
+    // An unusable trust store (expired anchor, unparsable file) stops start-up with every problem.
+    let certificates = crate::service::certificates::CertState::load(&config.certificates, now)?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    Ok(AppState(Arc::new(Inner {
+    let state = AppState(Arc::new(Inner {
         password_params: config.password,
         pages: Pages::new().map_err(ServiceError::internal)?,
         store,
@@ -149,8 +193,11 @@ pub async fn build_state(config: Config, now: i64) -> Result<AppState, ServiceEr
         demo,
         policies,
         notifier,
+        certificates,
+        metrics: crate::metrics::Metrics::default(),
         config,
-    })))
+    }));
+    Ok(state)
 }
 
 /// Registers the demo portal as an ordinary confidential client. Its secret is derived from the
@@ -159,13 +206,19 @@ async fn ensure_demo_client(
     config: &Config,
     store: &dyn crate::store::Store,
     data_key: &DataKey,
+    client_id: &str,
+    name: &str,
     now: i64,
 ) -> Result<DemoClient, ServiceError> {
     let redirect_uri = format!("{}/demo/callback", config.issuer());
-    let secret = data_key.keyed_hash("demo-client-secret", config.issuer().as_bytes());
-    let demo =
-        DemoClient { client_id: DEMO_CLIENT_ID.into(), secret: secret.clone(), redirect_uri: redirect_uri.clone() };
-    match store.get_client(DEMO_CLIENT_ID).await? {
+    // The first demo client's derivation predates the second; kept so existing data stays valid.
+    let input = match client_id {
+        DEMO_CLIENT_ID => config.issuer().to_string(),
+        other => format!("{}#{other}", config.issuer()),
+    };
+    let secret = data_key.keyed_hash("demo-client-secret", input.as_bytes());
+    let demo = DemoClient { client_id: client_id.into(), secret: secret.clone(), redirect_uri: redirect_uri.clone() };
+    match store.get_client(client_id).await? {
         Some(existing) if existing.redirect_uris.contains(&redirect_uri) => Ok(demo),
         Some(_) => {
             tracing::warn!(
@@ -175,8 +228,8 @@ async fn ensure_demo_client(
         }
         None => {
             let new = NewClient {
-                id: DEMO_CLIENT_ID.into(),
-                name: "Cổng dịch vụ công (demo)".into(),
+                id: client_id.into(),
+                name: name.into(),
                 redirect_uris: vec![redirect_uri],
                 secret: Some(secret),
                 alg: SigningAlg::PS256,

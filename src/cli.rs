@@ -1,9 +1,15 @@
 //! The operator's command line: one binary to serve, check the configuration, migrate, and
 //! manage clients, accounts and keys.
 
+mod audit;
+mod backup;
+pub mod certs;
 mod client;
 mod keys;
 mod policy;
+pub mod sign;
+mod staff;
+mod unlock;
 
 pub use client::ClientCommand;
 pub use policy::PolicyCommand;
@@ -63,6 +69,21 @@ pub enum Command {
     /// Service policies (docs/policies.md).
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Digital certificates: a demo trust store, checking a trust directory (docs/certificates.md).
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
+    /// Staff accounts for the identity verification counter (docs/proofing.md).
+    #[command(subcommand)]
+    Staff(staff::StaffCommand),
+    /// Sign a challenge with a certificate's key (PKCS#12) and print the signature package.
+    Sign(sign::SignArgs),
+    /// The audit log: verify its hash chain, export it as JSON lines.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Write a consistent backup of the SQLite database while the gateway serves.
+    Backup(backup::BackupArgs),
+    /// Restore the SQLite database from a backup (checked first; the gateway must be stopped).
+    Restore(backup::RestoreArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -89,6 +110,11 @@ pub enum AccountCommand {
         email: Option<String>,
         #[arg(long)]
         phone: Option<String>,
+    },
+    /// Lift a password-guessing lock (the hard one after too many failures included).
+    Unlock {
+        #[arg(long)]
+        username: String,
     },
 }
 
@@ -140,6 +166,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     "warning: password hashing parameters are below the OWASP recommendation (19456 KiB, 2 iterations)"
                 );
             }
+            // The trust store is part of the configuration: the same check as start-up.
+            if let Err(problems) = crate::certs::TrustStore::load(&config.certificates.trust_dir, now()) {
+                bail!(
+                    "certificates: trust store {} is unusable:\n{}",
+                    config.certificates.trust_dir.display(),
+                    problems.join("\n")
+                );
+            }
             println!("configuration is valid");
             Ok(())
         }
@@ -149,7 +183,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => serve(config?).await,
-        Command::Policy(cmd) => policy::run(cmd, config.ok().map(|c| c.policies_dir)),
+        Command::Certs(cmd) => certs::run(cmd, config.ok().map(|c| c.certificates.trust_dir)),
+        Command::Sign(args) => sign::run(args),
+        Command::Policy(cmd) => policy::run(cmd, config.ok().map(|c| (c.policies_dir, c.data_dir))),
         Command::Migrate => {
             let config = config?;
             crate::store::connect(&config.database_url()).await.context("migration failed")?;
@@ -168,6 +204,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 // Handled above, without opening the database.
                 KeysCommand::GenerateDataKey => Ok(()),
             }
+        }
+        Command::Audit(cmd) => audit::run(cmd, config?).await,
+        Command::Backup(args) => backup::backup(args, config?).await,
+        Command::Restore(args) => backup::restore(args, config?).await,
+        Command::Staff(cmd) => {
+            let state = crate::app::build_state(config?, now()).await?;
+            staff::run(&state, cmd).await
+        }
+        Command::Account(AccountCommand::Unlock { username }) => {
+            let state = crate::app::build_state(config?, now()).await?;
+            unlock::run(&state, &username).await
         }
         Command::Account(cmd) => {
             let state = crate::app::build_state(config?, now()).await?;
@@ -192,7 +239,10 @@ async fn account_command(state: &crate::app::AppState, cmd: AccountCommand) -> a
         sex,
         email,
         phone,
-    } = cmd;
+    } = cmd
+    else {
+        bail!("not an account creation");
+    };
     let password = read_secret(&password_file)?;
     let identity = match (as_level, national_id, full_name, birth_date, sex) {
         (2, Some(national_id), Some(full_name), Some(birth_date), Some(sex)) => {
@@ -225,14 +275,91 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(issuer = state.issuer(), %listen, "xacthuc is serving");
     if state.demo.is_some() {
+        if state.config.development {
+            crate::service::accounts::ensure_demo_citizen(&state, now()).await?;
+        }
         tracing::info!("demo portal: {}/demo", state.issuer());
     }
     tokio::spawn(purge_periodically(state.clone()));
     tokio::spawn(crate::service::keys::reload_periodically(state.clone()));
     tokio::spawn(deliver_logouts_periodically(state.clone()));
+    #[cfg(unix)]
+    tokio::spawn(reload_on_hangup(state.clone()));
+    // `xacthuc policy reload` finds this process here.
+    let pid_file = state.config.data_dir.join(policy::PID_FILE);
+    if let Err(e) = std::fs::create_dir_all(&state.config.data_dir)
+        .and_then(|()| std::fs::write(&pid_file, format!("{}\n", std::process::id())))
+    {
+        tracing::warn!(file = %pid_file.display(), error = %e, "cannot write the pid file; `policy reload` will need --pid");
+    }
+    if let Some(m) = state.config.metrics_listen.as_deref() {
+        let m: std::net::SocketAddr = m.parse().context("metrics_listen")?;
+        let listener = tokio::net::TcpListener::bind(m).await.with_context(|| format!("cannot listen on {m}"))?;
+        tracing::info!(listen = %m, "metrics at /metrics");
+        let app = crate::http::metrics_router(state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown()).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
+    let tls = crate::http::tls::Tls::load(&state.config.tls).map_err(|e| anyhow::anyhow!("tls: {e}"))?;
+    if let Some(from) = state.config.tls.redirect_http_from.as_deref() {
+        let from: std::net::SocketAddr = from.parse().context("tls.redirect_http_from")?;
+        let plain = tokio::net::TcpListener::bind(from).await.with_context(|| format!("cannot listen on {from}"))?;
+        let redirect = crate::http::tls::redirect_app(state.issuer().to_string());
+        tracing::info!(%from, "redirecting plain HTTP to https");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(plain, redirect).with_graceful_shutdown(shutdown()).await {
+                tracing::error!(error = %e, "the http → https redirect listener stopped");
+            }
+        });
+    }
+    #[cfg(unix)]
+    if let Some(tls) = tls.clone() {
+        tokio::spawn(reload_tls_on_hangup(tls));
+    }
     let app = crate::app::router(state);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+    match tls {
+        Some(tls) => {
+            tracing::info!("serving HTTPS (TLS 1.2 and 1.3)");
+            tls.serve(listener.into_std()?, app, shutdown()).await?;
+        }
+        None => {
+            // The peer address feeds the per-address throttling (`[throttle]`).
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+        }
+    }
+    let _ = std::fs::remove_file(&pid_file);
     Ok(())
+}
+
+/// SIGHUP also re-reads the TLS certificate and key; a bad pair is refused, the current stays.
+#[cfg(unix)]
+async fn reload_tls_on_hangup(tls: crate::http::tls::Tls) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(e) => tracing::error!("TLS reload refused, the current certificate stays: {e}"),
+        }
+    }
+}
+
+/// SIGHUP re-reads the service policies; an invalid set is refused and the old one stays.
+#[cfg(unix)]
+async fn reload_on_hangup(state: crate::app::AppState) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: policies reload only on restart");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the service policies");
+        let _ = state.reload_policies();
+    }
 }
 
 /// Sends due back-channel logout tokens (first attempts missed, and retries) every 15 seconds.
@@ -255,6 +382,13 @@ async fn purge_periodically(state: crate::app::AppState) {
             Ok(n) if n > 0 => tracing::info!(rows = n, "expired records purged"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "purging expired records failed"),
+        }
+        // Windowed counters a day old count nothing any more. Per-user-name counters (`login:`)
+        // stay: consecutive failures are never forgotten by time (NIST SP 800-63B §5.2.2).
+        for prefix in ["addr:", "register:", "send:", "unlock:"] {
+            if let Err(e) = state.store.purge_throttle(prefix, now() - 86_400).await {
+                tracing::warn!(error = %e, "purging throttle counters failed");
+            }
         }
     }
 }

@@ -47,6 +47,24 @@ pub struct Config {
     /// `[notify]`: how one-time codes are sent (see `crate::notify::config`).
     #[serde(default)]
     pub notify: crate::notify::NotifyConfig,
+    /// `[webauthn]`: passkeys' relying party (see `crate::authn::webauthn`).
+    #[serde(default)]
+    pub webauthn: crate::authn::webauthn::WebauthnConfig,
+    /// `[certificates]`: trust store and revocation for digital-certificate sign-in (see
+    /// `crate::certs::config`).
+    #[serde(default)]
+    pub certificates: crate::certs::CertificatesConfig,
+    /// `[throttle]`: limits on online guessing, registrations and codes sent (see
+    /// `crate::authn::throttle`).
+    #[serde(default)]
+    pub throttle: crate::authn::throttle::ThrottleConfig,
+    /// Where Prometheus scrapes `GET /metrics` (a separate listener, e.g. `"127.0.0.1:9464"`);
+    /// unset: no metrics listener.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
+    /// `[tls]`: serve HTTPS directly (see `crate::http::tls`).
+    #[serde(default)]
+    pub tls: crate::http::tls::TlsConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -59,8 +77,10 @@ pub struct DemoConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionConfig {
-    /// Lifetime of a sign-in session at the gateway, in seconds.
+    /// Lifetime of a sign-in session at the gateway, in seconds: the absolute timeout.
     pub lifetime_seconds: i64,
+    /// A session with no request for this long ends (the idle timeout), in seconds.
+    pub idle_seconds: i64,
     /// How long a portal's authorization request waits for the citizen to sign in.
     pub interaction_seconds: i64,
 }
@@ -93,6 +113,7 @@ policies_dir = "./policies"
 
 [session]
 lifetime_seconds = 43200
+idle_seconds = 1800
 interaction_seconds = 1800
 
 [tokens]
@@ -219,11 +240,18 @@ impl Config {
         if !self.policies_dir.is_dir() && (!self.development || self.policies_dir != Path::new(DEFAULT_POLICIES_DIR)) {
             p.push(format!("policies_dir: {} is not a directory", self.policies_dir.display()));
         }
+        p.extend(self.tls.problems(&self.issuer));
+        if let Some(m) = &self.metrics_listen
+            && m.parse::<SocketAddr>().is_err()
+        {
+            p.push(format!("metrics_listen: {m:?} is not ADDRESS:PORT"));
+        }
         if self.demo.enabled == Some(true) && !self.development {
             p.push("demo.enabled: the demo portal is for development only (set development = true)".into());
         }
         let positive = [
             ("session.lifetime_seconds", self.session.lifetime_seconds),
+            ("session.idle_seconds", self.session.idle_seconds),
             ("session.interaction_seconds", self.session.interaction_seconds),
             ("tokens.code_seconds", self.tokens.code_seconds),
             ("tokens.access_token_seconds", self.tokens.access_token_seconds),
@@ -253,6 +281,9 @@ impl Config {
             ));
         }
         p.extend(self.notify.problems(self.development));
+        p.extend(self.webauthn.problems(self.issuer(), self.development));
+        p.extend(self.certificates.problems());
+        p.extend(self.throttle.problems());
         p
     }
 
@@ -313,6 +344,9 @@ impl fmt::Debug for Config {
             .field("tokens", &self.tokens)
             .field("password", &self.password)
             .field("notify", &self.notify)
+            .field("webauthn", &self.webauthn)
+            .field("certificates", &self.certificates)
+            .field("throttle", &self.throttle)
             .finish()
     }
 }

@@ -109,6 +109,22 @@ mod tests {
             include_str!("../templates/notice.html"),
             include_str!("../templates/macros.html"),
             include_str!("../templates/form_post.html"),
+            include_str!("../templates/approve.html"),
+            include_str!("../templates/passkey_login.html"),
+            include_str!("../templates/passkey_step.html"),
+            include_str!("../templates/passkey_account.html"),
+            include_str!("../templates/certificate_step.html"),
+            include_str!("../templates/certificate_sign.html"),
+            include_str!("../templates/certificate_account.html"),
+            include_str!("../templates/step_up_why.html"),
+            include_str!("../templates/sessions_account.html"),
+            include_str!("../templates/login_unlock.html"),
+            include_str!("../templates/staff_home.html"),
+            include_str!("../templates/staff_citizen.html"),
+            include_str!("../templates/staff_document_fields.html"),
+            include_str!("../templates/activation_letter.html"),
+            include_str!("../templates/activate.html"),
+            include_str!("../templates/evidence_account.html"),
         ];
         for text in templates {
             for (i, _) in text.match_indices("t.") {

@@ -184,6 +184,7 @@ impl Default for ClientSettings {
                 "phone".into(),
                 "national_id".into(),
                 "offline_access".into(),
+                "verification".into(),
             ],
             access_token_format: AccessTokenFormat::Opaque,
             access_token_seconds: None,
@@ -264,6 +265,10 @@ pub struct GrantAuth {
     pub auth_time: i64,
     pub as_level: u8,
     pub mechanism: String,
+    /// RFC 9396 authorization details the citizen approved (a JSON array), carried by every
+    /// token of the grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -353,6 +358,82 @@ pub struct AccessTokenRecord {
     pub token_hash: String,
     pub grant_id: Uuid,
     pub scope: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// A certificate enrolled on an account (issue 6): it signed a challenge while the citizen was
+/// signed in. Its fingerprint (SHA-256 of the DER, lower-case hex) is unique across accounts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EnrolledCertificate {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub fingerprint: String,
+    /// The certificate, DER, base64 (standard alphabet).
+    pub der: String,
+    pub subject_cn: String,
+    pub issuer: String,
+    /// Lower-case hex.
+    pub serial: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    /// The subject's UID values as written (`CCCD:…`, `CMND:…`, `MST:…`).
+    pub uids: Vec<String>,
+    /// The trust profile it chained to at enrolment.
+    pub profile: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A one-time challenge to sign with a certificate (issue 6). Only the hash of its id is stored;
+/// `bytes` is the exact canonical JSON document shown to the citizen.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CertificateChallenge {
+    pub id_hash: String,
+    pub account_id: Option<Uuid>,
+    pub purpose: String,
+    pub bytes: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub consumed_at: Option<i64>,
+}
+
+/// A registered WebAuthn credential (a passkey). `credential_json` is the webauthn-rs
+/// credential (public key, counter, flags, registration policy); the other fields repeat what
+/// pages, policies and the store's checks need without parsing it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PasskeyCredential {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    /// base64url (unpadded) of the raw credential id; unique across all accounts.
+    pub credential_id: String,
+    /// The WebAuthn user handle stored on the authenticator for this account.
+    pub user_handle: Uuid,
+    /// The citizen's label ("Điện thoại của tôi").
+    pub name: String,
+    pub credential_json: String,
+    /// Registered with user verification required: an assertion counts as possession and
+    /// inherence.
+    pub user_verified: bool,
+    pub backup_eligible: bool,
+    pub backed_up: bool,
+    /// The last signature counter accepted (0 when the authenticator keeps none).
+    pub sign_count: i64,
+    /// The authenticator model, when attestation was checked against an allow-list.
+    pub aaguid: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A WebAuthn ceremony in progress (webauthn-rs state as JSON), stored under the hash of the
+/// random id the browser holds, spent once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebauthnCeremony {
+    pub id_hash: String,
+    /// `register`, `authenticate` (second step of a signed-in account) or `discover`.
+    pub kind: String,
+    pub account_id: Option<Uuid>,
+    pub state_json: String,
     pub created_at: i64,
     pub expires_at: i64,
 }

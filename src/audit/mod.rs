@@ -81,14 +81,20 @@ pub fn chain_hash(prev_hash: &str, seq: i64, event: &AuditEvent) -> String {
 
 /// Checks a chain read in sequence order; returns the sequence number of the first bad event.
 pub fn verify_chain(events: &[StoredAuditEvent]) -> Result<(), i64> {
-    let mut prev = GENESIS_HASH.to_string();
-    for (expected_seq, e) in (1..).zip(events) {
+    verify_chain_from(GENESIS_HASH, 1, events).map(|_| ())
+}
+
+/// [`verify_chain`] for one page of a long chain: `events` must start at `first_seq` and follow
+/// `prev_hash`. Returns the hash of the last event (where the next page continues).
+pub fn verify_chain_from(prev_hash: &str, first_seq: i64, events: &[StoredAuditEvent]) -> Result<String, i64> {
+    let mut prev = prev_hash.to_string();
+    for (expected_seq, e) in (first_seq..).zip(events) {
         if e.seq != expected_seq || e.prev_hash != prev || chain_hash(&prev, e.seq, &e.event) != e.hash {
             return Err(e.seq);
         }
         prev = e.hash.clone();
     }
-    Ok(())
+    Ok(prev)
 }
 
 #[cfg(test)]

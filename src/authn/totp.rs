@@ -245,7 +245,7 @@ fn group(base32: &str) -> String {
 /// Renders `data` as an SVG QR code: one path of dark modules on a white square, with the
 /// 4-module quiet zone the QR standard requires. Drawn here rather than with qrcode's SVG
 /// renderer, whose output starts with an XML declaration and has no place for a `<title>`.
-fn qr_svg(data: &str, title: &str) -> Result<String, TotpSetupError> {
+pub(crate) fn qr_svg(data: &str, title: &str) -> Result<String, TotpSetupError> {
     const QUIET: usize = 4;
     let code = QrCode::new(data.as_bytes()).map_err(|e| TotpSetupError::Qr(e.to_string()))?;
     let width = code.width();

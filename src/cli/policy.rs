@@ -12,14 +12,46 @@ pub enum PolicyCommand {
         /// Directory of policy files.
         dir: Option<PathBuf>,
     },
+    /// Check the configured policies, then tell the running gateway to load them (SIGHUP). The
+    /// gateway keeps its current set if the new one is invalid.
+    Reload {
+        /// Process id of the gateway (default: read from DATA_DIR/xacthuc.pid).
+        #[arg(long)]
+        pid: Option<u32>,
+    },
 }
 
-/// Runs a policy command. `configured` is the configuration's `policies_dir` when the
-/// configuration could be read (checking policies does not need a valid configuration).
-pub fn run(cmd: PolicyCommand, configured: Option<PathBuf>) -> anyhow::Result<()> {
-    let PolicyCommand::Check { dir } = cmd;
-    let dir = dir.or(configured).unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_POLICIES_DIR));
-    check(&dir)
+/// The file `serve` writes its process id to, in `data_dir`.
+pub const PID_FILE: &str = "xacthuc.pid";
+
+/// Runs a policy command. `configured` is the configuration's `policies_dir` and `data_dir`
+/// when the configuration could be read (checking policies does not need a valid one).
+pub fn run(cmd: PolicyCommand, configured: Option<(PathBuf, PathBuf)>) -> anyhow::Result<()> {
+    let default_dir = || PathBuf::from(crate::config::DEFAULT_POLICIES_DIR);
+    match cmd {
+        PolicyCommand::Check { dir } => check(&dir.or(configured.map(|c| c.0)).unwrap_or_else(default_dir)),
+        PolicyCommand::Reload { pid } => {
+            let Some((dir, data_dir)) = configured else {
+                anyhow::bail!("the configuration is invalid; fix it before reloading")
+            };
+            check(&dir)?;
+            let pid = match pid {
+                Some(p) => p,
+                None => {
+                    let file = data_dir.join(PID_FILE);
+                    let text = std::fs::read_to_string(&file)
+                        .map_err(|e| anyhow::anyhow!("{}: {e} (is the gateway running? use --pid)", file.display()))?;
+                    text.trim().parse().map_err(|_| anyhow::anyhow!("{}: not a process id", file.display()))?
+                }
+            };
+            let status = std::process::Command::new("kill").arg("-HUP").arg(pid.to_string()).status()?;
+            if !status.success() {
+                anyhow::bail!("could not signal process {pid}");
+            }
+            println!("asked the gateway (pid {pid}) to reload {}", dir.display());
+            Ok(())
+        }
+    }
 }
 
 fn check(dir: &Path) -> anyhow::Result<()> {

@@ -62,7 +62,14 @@ impl FromRequestParts<AppState> for WebCtx {
         let lang = i18n::negotiate(jar.get(LANG_COOKIE).map(|c| c.value()), None, accept, default);
         let session_cookie = jar.get(&cookie_name(state, "session")).map(|c| c.value().to_string());
         let session = match &session_cookie {
-            Some(v) => crate::service::login::current(state, v, now()).await.map_err(|e| {
+            Some(v) => crate::service::login::current(
+                state,
+                v,
+                parts.headers.get(header::USER_AGENT).and_then(|h| h.to_str().ok()),
+                now(),
+            )
+            .await
+            .map_err(|e| {
                 tracing::error!(error = %e, "session look-up failed");
                 (StatusCode::SERVICE_UNAVAILABLE, "service unavailable").into_response()
             })?,

@@ -97,17 +97,25 @@ pub async fn authorize_cancel(State(state): State<AppState>, ctx: WebCtx, body: 
         return csrf_failed(ctx);
     }
     let reason = match form.reason.as_deref() {
-        Some("insufficient_assurance") => "the account's registration level is below what the service requires",
-        _ => "the citizen cancelled the sign-in",
+        // Name the unmet requirement for the portal (DESIGN.md: "a clear error_description").
+        Some("insufficient_assurance") => {
+            match authorize::insufficiency(&state, &form.r, ctx.session.as_ref(), now()).await {
+                Ok(Some(why)) => why,
+                Ok(None) => "the account's registration level is below what the service requires".to_string(),
+                Err(e) => return service_failure(ctx, e),
+            }
+        }
+        Some("declined") => "the citizen declined the authorization details".to_string(),
+        _ => "the citizen cancelled the sign-in".to_string(),
     };
-    match authorize::cancel(&state, &form.r, reason, now()).await {
+    match authorize::cancel(&state, &form.r, &reason, now()).await {
         Ok(Some(o)) => outcome(ctx, o),
         Ok(None) => expired(ctx),
         Err(e) => service_failure(ctx, e),
     }
 }
 
-fn outcome(ctx: WebCtx, o: AuthorizeOutcome) -> Response {
+pub(super) fn outcome(ctx: WebCtx, o: AuthorizeOutcome) -> Response {
     match o {
         AuthorizeOutcome::Redirect(url) => ctx.redirect(&url),
         AuthorizeOutcome::FormPost { action, fields } => {
@@ -130,6 +138,10 @@ fn outcome(ctx: WebCtx, o: AuthorizeOutcome) -> Response {
             let to = format!("/login/second?r={}", urlencoding(&pending));
             ctx.redirect(&to)
         }
+        AuthorizeOutcome::Approve { pending } => {
+            let to = format!("/authorize/approve?r={}", urlencoding(&pending));
+            ctx.redirect(&to)
+        }
         AuthorizeOutcome::Insufficient { pending, required, current, client_name } => ctx.page(
             StatusCode::FORBIDDEN,
             "insufficient.html",
@@ -144,7 +156,7 @@ fn outcome(ctx: WebCtx, o: AuthorizeOutcome) -> Response {
     }
 }
 
-fn expired(ctx: WebCtx) -> Response {
+pub(super) fn expired(ctx: WebCtx) -> Response {
     let title = ctx.t("err_expired_title");
     let message = ctx.t("err_expired_text");
     ctx.error_page(StatusCode::BAD_REQUEST, title, message)

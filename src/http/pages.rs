@@ -24,6 +24,22 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("outbox.html", include_str!("../../templates/outbox.html")),
     ("notice.html", include_str!("../../templates/notice.html")),
     ("form_post.html", include_str!("../../templates/form_post.html")),
+    ("approve.html", include_str!("../../templates/approve.html")),
+    ("step_up_why.html", include_str!("../../templates/step_up_why.html")),
+    ("passkey_login.html", include_str!("../../templates/passkey_login.html")),
+    ("passkey_step.html", include_str!("../../templates/passkey_step.html")),
+    ("passkey_account.html", include_str!("../../templates/passkey_account.html")),
+    ("certificate_step.html", include_str!("../../templates/certificate_step.html")),
+    ("certificate_account.html", include_str!("../../templates/certificate_account.html")),
+    ("certificate_sign.html", include_str!("../../templates/certificate_sign.html")),
+    ("sessions_account.html", include_str!("../../templates/sessions_account.html")),
+    ("login_unlock.html", include_str!("../../templates/login_unlock.html")),
+    ("staff_home.html", include_str!("../../templates/staff_home.html")),
+    ("staff_citizen.html", include_str!("../../templates/staff_citizen.html")),
+    ("staff_document_fields.html", include_str!("../../templates/staff_document_fields.html")),
+    ("activation_letter.html", include_str!("../../templates/activation_letter.html")),
+    ("activate.html", include_str!("../../templates/activate.html")),
+    ("evidence_account.html", include_str!("../../templates/evidence_account.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("../../static/app.css");

@@ -5,6 +5,8 @@ use super::ctx::{WebCtx, secret_cookie};
 use super::oidc::{after_login, csrf_failed, service_failure};
 use crate::app::{AppState, now};
 use crate::notify::Channel;
+use crate::policy::FactorKind;
+use crate::service::authorize;
 use crate::service::otp;
 use crate::service::second_factor::{self, SecondFactorError, SecondFactorInput};
 use axum::body::Bytes;
@@ -39,7 +41,9 @@ fn channel_of(s: &str) -> Option<Channel> {
 
 /// The second-step page: the app and recovery-code forms, and a "send a code" button per
 /// verified contact; `sent` is the channel a code just went to and its masked destination.
-fn step_page(
+/// For a step-up it also says why (the service, the action and its details) and offers only the
+/// kinds of factor the policy accepts.
+async fn step_page(
     state: &AppState,
     ctx: WebCtx,
     status: StatusCode,
@@ -47,16 +51,42 @@ fn step_page(
     error: String,
     sent: Option<(&str, String)>,
 ) -> Response {
+    let step_up = match ctx.session.as_ref().filter(|_| !pending.is_empty()) {
+        Some(session) => match authorize::step_up_info(state, pending, session, now()).await {
+            Ok(info) => info,
+            Err(e) => return service_failure(ctx, e),
+        },
+        None => None,
+    };
+    let kinds = step_up.as_ref().and_then(|s| s.target.as_ref()).map(|t| t.kinds.clone()).unwrap_or_default();
+    // With required kinds, only the methods of those kinds; otherwise any second factor.
+    let offer = |kind: FactorKind| kinds.is_empty() || kinds.contains(&kind);
+    // The app form only for an account with a confirmed app.
+    let has_app = match ctx.session.as_ref() {
+        Some((_, a)) => match state.store.list_totp(a.id).await {
+            Ok(apps) => apps.iter().any(|t| t.confirmed_at.is_some()),
+            Err(e) => return service_failure(ctx, e.into()),
+        },
+        None => false,
+    };
     // Offer only the channels that can deliver a code now.
     let contact = |channel: Channel| {
         ctx.session
             .as_ref()
-            .filter(|_| state.notifier.can_send(channel))
+            .filter(|_| state.notifier.can_send(channel) && offer(FactorKind::Otp))
             .and_then(|(_, a)| otp::destination(a, otp::Purpose::Login, channel))
             .map(|d| otp::masked(channel, &d))
     };
     let (sms_to, email_to) = (contact(Channel::Sms), contact(Channel::Email));
     let (sent_channel, sent_to) = sent.map(|(c, to)| (c.to_string(), to)).unwrap_or_default();
+    // A passkey (templates/passkey_step.html) when the account has one and the step accepts it.
+    let offer_passkey = match &ctx.session {
+        Some((_, a)) if offer(FactorKind::Webauthn) || offer(FactorKind::Biometric) => {
+            state.store.list_passkeys(a.id).await.is_ok_and(|k| !k.is_empty())
+        }
+        _ => false,
+    };
+    let why = step_up.as_ref().map(|s| super::approve::why(&ctx, &s.pending, s.target.as_ref()));
     ctx.page(
         status,
         "second_factor.html",
@@ -67,6 +97,12 @@ fn step_page(
             email_to => email_to,
             sent_channel => sent_channel,
             sent_to => sent_to,
+            why => why,
+            offer_totp => has_app && offer(FactorKind::Otp),
+            offer_recovery => offer(FactorKind::RecoveryCode),
+            offer_passkey => offer_passkey,
+            // A digital signature (templates/certificate_step.html); never claims a smart card.
+            offer_certificate => state.certificates.enabled() && offer(FactorKind::Certificate),
         },
     )
 }
@@ -81,26 +117,36 @@ pub struct SendForm {
 }
 
 /// Sends a sign-in code by SMS or e-mail, then shows the page with its code form.
-pub async fn second_send(State(state): State<AppState>, ctx: WebCtx, body: Bytes) -> Response {
+pub async fn second_send(
+    State(state): State<AppState>,
+    super::client_ip::ClientIp(source): super::client_ip::ClientIp,
+    ctx: WebCtx,
+    body: Bytes,
+) -> Response {
     let Some(form) = parse::<SendForm>(&body) else { return bad_form(ctx) };
     if !ctx.csrf_ok(&form.csrf) {
         return csrf_failed(ctx);
     }
+    // Codes cost money and reach people: limited per source address too (issue 9).
+    let ctx = match super::web::code_send_limited(&state, source, ctx).await {
+        Ok(ctx) => ctx,
+        Err(page) => return page,
+    };
     let Some((_, account)) = ctx.session.clone() else { return ctx.redirect("/login") };
     let Some(channel) = channel_of(&form.channel) else { return bad_form(ctx) };
     let pending = form.r.clone().unwrap_or_default();
     match second_factor::send_code(&state, &account, channel, ctx.lang, now()).await {
-        Ok(to) => step_page(&state, ctx, StatusCode::OK, &pending, String::new(), Some((&form.channel, to))),
+        Ok(to) => step_page(&state, ctx, StatusCode::OK, &pending, String::new(), Some((&form.channel, to))).await,
         Err(SecondFactorError::Otp(e)) => {
             let message = e.message(ctx.lang);
-            step_page(&state, ctx, StatusCode::TOO_MANY_REQUESTS, &pending, message, None)
+            step_page(&state, ctx, StatusCode::TOO_MANY_REQUESTS, &pending, message, None).await
         }
         Err(SecondFactorError::Locked(_)) => {
             let message = ctx.t("err_too_many_attempts");
-            step_page(&state, ctx, StatusCode::TOO_MANY_REQUESTS, &pending, message, None)
+            step_page(&state, ctx, StatusCode::TOO_MANY_REQUESTS, &pending, message, None).await
         }
         Err(SecondFactorError::Service(e)) => service_failure(ctx, e),
-        Err(_) => step_page(&state, ctx, StatusCode::BAD_REQUEST, &pending, String::new(), None),
+        Err(_) => step_page(&state, ctx, StatusCode::BAD_REQUEST, &pending, String::new(), None).await,
     }
 }
 
@@ -111,7 +157,7 @@ pub async fn second_get(State(state): State<AppState>, ctx: WebCtx, Query(q): Qu
         return ctx.redirect(&to);
     }
     let pending = q.r.unwrap_or_default();
-    step_page(&state, ctx, StatusCode::OK, &pending, String::new(), None)
+    step_page(&state, ctx, StatusCode::OK, &pending, String::new(), None).await
 }
 
 #[derive(Deserialize)]
@@ -155,23 +201,23 @@ pub async fn second_post(State(state): State<AppState>, mut ctx: WebCtx, body: B
         }
         Err(SecondFactorError::Totp(e)) => {
             let message = e.message(ctx.lang).to_string();
-            step_page(&state, ctx, StatusCode::UNAUTHORIZED, &pending, message, None)
+            step_page(&state, ctx, StatusCode::UNAUTHORIZED, &pending, message, None).await
         }
         Err(SecondFactorError::RecoveryCode) => {
             let message = ctx.t("err_recovery_code");
-            step_page(&state, ctx, StatusCode::UNAUTHORIZED, &pending, message, None)
+            step_page(&state, ctx, StatusCode::UNAUTHORIZED, &pending, message, None).await
         }
         Err(SecondFactorError::Otp(e)) => {
             let message = e.message(ctx.lang);
             let sent = channel_of(&form.method).map(|_| (form.method.as_str(), String::new()));
-            step_page(&state, ctx, StatusCode::UNAUTHORIZED, &pending, message, sent)
+            step_page(&state, ctx, StatusCode::UNAUTHORIZED, &pending, message, sent).await
         }
         Err(SecondFactorError::Locked(_)) => {
             let message = ctx.t("err_too_many_attempts");
-            step_page(&state, ctx, StatusCode::TOO_MANY_REQUESTS, &pending, message, None)
+            step_page(&state, ctx, StatusCode::TOO_MANY_REQUESTS, &pending, message, None).await
         }
         Err(SecondFactorError::Service(e)) => service_failure(ctx, e),
-        Err(_) => step_page(&state, ctx, StatusCode::UNAUTHORIZED, &pending, String::new(), None),
+        Err(_) => step_page(&state, ctx, StatusCode::UNAUTHORIZED, &pending, String::new(), None).await,
     }
 }
 
@@ -342,11 +388,21 @@ fn verify_purpose(channel: Channel) -> otp::Purpose {
 }
 
 /// Sends a code to a contact to verify it (it cannot receive sign-in codes before).
-pub async fn contact_send(State(state): State<AppState>, ctx: WebCtx, body: Bytes) -> Response {
+pub async fn contact_send(
+    State(state): State<AppState>,
+    super::client_ip::ClientIp(source): super::client_ip::ClientIp,
+    ctx: WebCtx,
+    body: Bytes,
+) -> Response {
     let Some(form) = parse::<SendForm>(&body) else { return bad_form(ctx) };
     if !ctx.csrf_ok(&form.csrf) {
         return csrf_failed(ctx);
     }
+    // Codes cost money and reach people: limited per source address too (issue 9).
+    let ctx = match super::web::code_send_limited(&state, source, ctx).await {
+        Ok(ctx) => ctx,
+        Err(page) => return page,
+    };
     let Some((_, account)) = ctx.session.clone() else { return ctx.redirect("/login") };
     let Some(channel) = channel_of(&form.channel) else { return bad_form(ctx) };
     match otp::send(&state, &account, verify_purpose(channel), channel, ctx.lang, now()).await {

@@ -1,11 +1,13 @@
 //! Pages for people: sign-in, registration, the account, sign-out, language.
 
+use super::client_ip::ClientIp;
 use super::ctx::{LANG_COOKIE, WebCtx, removal, safe_local_path, secret_cookie};
 use super::oidc::{after_login, csrf_failed, service_failure};
 use crate::app::{AppState, now};
 use crate::service::accounts::{self, FieldProblem, IdentityInput, RegistrationError, RegistrationInput};
 use crate::service::authorize;
 use crate::service::login::{self, LoginError};
+use crate::service::throttle::{self, Refused};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -108,7 +110,11 @@ pub async fn login_get(State(state): State<AppState>, mut ctx: WebCtx, Query(q):
     match pending_context(&state, &mut ctx, q.r.as_deref()).await {
         Ok(p) => {
             let username = p.get_attr("login_hint").map(|v| v.to_string()).unwrap_or_default();
-            ctx.page(StatusCode::OK, "login.html", context! { username => username, error => "", ..p })
+            ctx.page(
+                StatusCode::OK,
+                "login.html",
+                context! { username => username, error => "", offer_certificate => state.certificates.enabled(), ..p },
+            )
         }
         Err(e) => service_failure(ctx, e),
     }
@@ -125,7 +131,12 @@ pub struct LoginForm {
     r: Option<String>,
 }
 
-pub async fn login_post(State(state): State<AppState>, mut ctx: WebCtx, body: Bytes) -> Response {
+pub async fn login_post(
+    State(state): State<AppState>,
+    ClientIp(source): ClientIp,
+    mut ctx: WebCtx,
+    body: Bytes,
+) -> Response {
     let Some(form) = parse::<LoginForm>(&body) else {
         let (title, message) = (ctx.t("err_form_title"), ctx.t("err_form_text"));
         return ctx.error_page(StatusCode::BAD_REQUEST, title, message);
@@ -134,7 +145,22 @@ pub async fn login_post(State(state): State<AppState>, mut ctx: WebCtx, body: By
         return csrf_failed(ctx);
     }
     let t = now();
-    match login::check_password(&state, &form.username, &form.password, t).await {
+    let account = login::check_password(&state, &form.username, &form.password, source, t).await;
+    // The same citizen again: the current session is kept (re-authentication).
+    if let (Ok(account), Some((session, current))) = (&account, ctx.session.as_ref())
+        && current.id == account.id
+    {
+        match login::reauthenticate(&state, session, account, t).await {
+            Ok(Some(token)) => {
+                ctx.jar = ctx.jar.add(secret_cookie(&state, "session", token, None));
+                let to = after_login(form.r.as_deref());
+                return ctx.redirect(&to);
+            }
+            Ok(None) => {}
+            Err(e) => return service_failure(ctx, e),
+        }
+    }
+    match account {
         Ok(account) => match login::start_session(&state, &account, login::password_factor(t), t).await {
             Ok((token, _)) => {
                 if let Some(old) = ctx.session_cookie.take() {
@@ -155,6 +181,7 @@ pub async fn login_post(State(state): State<AppState>, mut ctx: WebCtx, body: By
             Err(e) => service_failure(ctx, e),
         },
         Err(LoginError::BadCredentials) => {
+            state.metrics.sign_in("failure", "pwd");
             let p = match pending_context(&state, &mut ctx, form.r.as_deref()).await {
                 Ok(p) => p,
                 Err(e) => return service_failure(ctx, e),
@@ -163,7 +190,21 @@ pub async fn login_post(State(state): State<AppState>, mut ctx: WebCtx, body: By
             ctx.page(
                 StatusCode::UNAUTHORIZED,
                 "login.html",
-                context! { username => form.username, error => error, ..p },
+                context! { username => form.username, error => error, offer_certificate => state.certificates.enabled(), ..p },
+            )
+        }
+        Err(LoginError::Throttled(refused)) => {
+            state.metrics.sign_in("locked", "pwd");
+            let p = match pending_context(&state, &mut ctx, form.r.as_deref()).await {
+                Ok(p) => p,
+                Err(e) => return service_failure(ctx, e),
+            };
+            let error = throttled_message(&ctx, refused);
+            let offer_unlock = refused == Refused::HardLocked;
+            ctx.page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "login.html",
+                context! { username => form.username, error => error, offer_unlock => offer_unlock, offer_certificate => state.certificates.enabled(), ..p },
             )
         }
         Err(LoginError::Suspended) => {
@@ -172,6 +213,43 @@ pub async fn login_post(State(state): State<AppState>, mut ctx: WebCtx, body: By
         }
         Err(LoginError::Service(e)) => service_failure(ctx, e),
     }
+}
+
+/// What a throttled citizen reads: when to try again, or how to unlock. Never whether the
+/// account exists (an unknown name is throttled the same way).
+pub(crate) fn throttled_message(ctx: &WebCtx, refused: Refused) -> String {
+    match refused {
+        Refused::Wait(until) | Refused::Address(until) => {
+            format!("{} {}.", ctx.t("err_throttled_wait"), dmy_time_seconds(until))
+        }
+        Refused::HardLocked => ctx.t("err_throttled_locked"),
+    }
+}
+
+/// Counts a request to send a one-time code from this address; `Some(page)` when refused.
+pub(crate) async fn code_send_limited(
+    state: &AppState,
+    source: Option<std::net::IpAddr>,
+    ctx: WebCtx,
+) -> Result<WebCtx, Response> {
+    match throttle::rate(state, throttle::Rate::CodeSent, source, now()).await {
+        Ok(()) => Ok(ctx),
+        Err(throttle::ThrottleError::Refused(refused)) => {
+            let title = ctx.t("err_throttled_title");
+            let message = throttled_message(&ctx, refused);
+            Err(ctx.error_page(StatusCode::TOO_MANY_REQUESTS, title, message))
+        }
+        Err(throttle::ThrottleError::Service(e)) => Err(service_failure(ctx, e)),
+    }
+}
+
+/// `dd/mm/yyyy hh:mm:ss` in Vietnam time: a delay of seconds must show its seconds.
+fn dmy_time_seconds(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .map(|t| t.to_offset(time::macros::offset!(+7)))
+        .and_then(|t| t.format(time::macros::format_description!("[hour]:[minute]:[second] [day]/[month]/[year]")).ok())
+        .unwrap_or_default()
 }
 
 #[derive(Deserialize, Default, serde::Serialize)]
@@ -224,7 +302,12 @@ fn identity_of(national_id: &str, full_name: &str, birth_date: &str, sex: &str) 
     }
 }
 
-pub async fn register_post(State(state): State<AppState>, mut ctx: WebCtx, body: Bytes) -> Response {
+pub async fn register_post(
+    State(state): State<AppState>,
+    ClientIp(source): ClientIp,
+    mut ctx: WebCtx,
+    body: Bytes,
+) -> Response {
     let Some(form) = parse::<RegisterForm>(&body) else {
         let (title, message) = (ctx.t("err_form_title"), ctx.t("err_form_text"));
         return ctx.error_page(StatusCode::BAD_REQUEST, title, message);
@@ -242,6 +325,15 @@ pub async fn register_post(State(state): State<AppState>, mut ctx: WebCtx, body:
             .then(|| identity_of(&form.national_id, &form.full_name, &form.birth_date, &form.sex)),
     };
     let t = now();
+    match throttle::rate(&state, throttle::Rate::Registration, source, t).await {
+        Ok(()) => {}
+        Err(throttle::ThrottleError::Refused(refused)) => {
+            let title = ctx.t("err_throttled_title");
+            let message = throttled_message(&ctx, refused);
+            return ctx.error_page(StatusCode::TOO_MANY_REQUESTS, title, message);
+        }
+        Err(throttle::ThrottleError::Service(e)) => return service_failure(ctx, e),
+    }
     match accounts::register(&state, input, ctx.lang, "self", t).await {
         Ok(account) => match login::start_session(&state, &account, login::password_factor(t), t).await {
             Ok((token, _)) => {
@@ -275,7 +367,7 @@ fn dmy(iso: &str) -> String {
     }
 }
 
-fn dmy_time(t: i64) -> String {
+pub(crate) fn dmy_time(t: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(t)
         .ok()
         .map(|t| t.to_offset(time::macros::offset!(+7)))
@@ -291,8 +383,12 @@ async fn account_page(
     errors: Value,
     form: Value,
 ) -> Response {
-    let Some((_, account)) = &ctx.session else {
+    let Some((session, account)) = &ctx.session else {
         return ctx.redirect("/login");
+    };
+    let sessions = match super::sessions::account_view(state, account, session).await {
+        Ok(s) => s,
+        Err(e) => return service_failure(ctx, e),
     };
     let overview = match crate::service::second_factor::overview(state, account).await {
         Ok(o) => o,
@@ -310,7 +406,21 @@ async fn account_page(
             }
         })
         .collect();
+    let passkeys = match super::passkeys::account_view(state, account).await {
+        Ok(p) => p,
+        Err(e) => return service_failure(ctx, e),
+    };
+    let certificates = match super::certificates::account_view(state, account).await {
+        Ok(c) => c,
+        Err(e) => return service_failure(ctx, e),
+    };
+    let evidence = match super::staff::account_view(state, account).await {
+        Ok(e) => e,
+        Err(e) => return service_failure(ctx, e),
+    };
     let second = context! {
+        certificates => certificates,
+        passkeys => passkeys,
         apps => apps,
         recovery_left => overview.recovery_left,
         always => account.always_second_factor,
@@ -335,7 +445,7 @@ async fn account_page(
     ctx.page(
         status,
         "account.html",
-        context! { account => view, second => second, pending => pending, errors => errors, form => form },
+        context! { account => view, second => second, sessions => sessions, pending => pending, errors => errors, form => form, evidence => evidence },
     )
 }
 

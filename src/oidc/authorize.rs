@@ -4,9 +4,11 @@
 //! Errors before the redirect URI is known to be registered are shown as a page and never
 //! redirected (RFC 6749 §4.1.2.1); every later error goes back to the client.
 
+use super::rar::{self, AuthorizationDetail};
 use super::{OAuthError, SUPPORTED_SCOPES, pkce};
 use crate::assurance::{self, Acr, AsLevel, Mechanism, RequestedAcr, VerifiedFactor};
 use crate::model::{ClientKind, ClientRecord};
+use crate::policy::{self, PolicySet, StepUpTarget};
 use serde::{Deserialize, Serialize};
 
 /// The parameters as received (query string or form body); nothing checked yet.
@@ -29,6 +31,8 @@ pub struct RawAuthorizeRequest {
     pub login_hint: Option<String>,
     pub request: Option<String>,
     pub request_uri: Option<String>,
+    /// RFC 9396 rich authorization request: a JSON array.
+    pub authorization_details: Option<String>,
 }
 
 /// A request that passed every check; safe to store while the citizen signs in.
@@ -49,6 +53,16 @@ pub struct ValidatedAuthorize {
     /// How the response goes back; absent in requests parked before form_post existed.
     #[serde(default)]
     pub response_mode: ResponseMode,
+    /// Policy actions asked for (`urn:xacthuc:action:<name>` in `acr_values`, and the type of
+    /// every authorization detail), each once, in request order.
+    #[serde(default)]
+    pub actions: Vec<String>,
+    /// RFC 9396 details the citizen must see and approve before the code is issued.
+    #[serde(default)]
+    pub authorization_details: Vec<AuthorizationDetail>,
+    /// The account that approved `authorization_details` (set on the parked request).
+    #[serde(default)]
+    pub approved_by: Option<String>,
 }
 
 /// How the authorization response reaches the client.
@@ -175,6 +189,8 @@ pub fn validate(raw: &RawAuthorizeRequest, client: &ClientRecord) -> Result<Vali
     let (prompt_none, prompt_login) = check_prompt(raw).map_err(back)?;
     let max_age = check_max_age(raw).map_err(back)?;
     let acr = check_acr(raw).map_err(back)?;
+    let authorization_details = rar::parse(raw.authorization_details.as_deref()).map_err(back)?;
+    let actions = check_actions(raw, &authorization_details);
     Ok(ValidatedAuthorize {
         client_id: client.id.clone(),
         redirect_uri: redirect_uri.clone(),
@@ -189,6 +205,9 @@ pub fn validate(raw: &RawAuthorizeRequest, client: &ClientRecord) -> Result<Vali
         ui_locales: raw.ui_locales.clone(),
         login_hint: raw.login_hint.clone(),
         response_mode,
+        actions,
+        authorization_details,
+        approved_by: None,
     })
 }
 
@@ -207,7 +226,16 @@ pub fn check_redirect_uri(raw: &RawAuthorizeRequest, client: &ClientRecord) -> R
 
 /// Bounds what we store and echo back.
 pub fn check_lengths(raw: &RawAuthorizeRequest) -> Result<(), OAuthError> {
-    let fields = [&raw.state, &raw.nonce, &raw.scope, &raw.acr_values, &raw.claims, &raw.login_hint, &raw.ui_locales];
+    let fields = [
+        &raw.state,
+        &raw.nonce,
+        &raw.scope,
+        &raw.acr_values,
+        &raw.claims,
+        &raw.login_hint,
+        &raw.ui_locales,
+        &raw.authorization_details,
+    ];
     if fields.iter().any(|f| f.as_ref().is_some_and(|v| v.len() > MAX_PARAM_LEN)) {
         return Err(OAuthError::invalid_request("a parameter is too long"));
     }
@@ -363,85 +391,112 @@ pub fn check_acr(raw: &RawAuthorizeRequest) -> Result<AcrRequest, OAuthError> {
     Ok(request)
 }
 
+/// The actions a request asks for: `urn:xacthuc:action:<name>` values of `acr_values`, then the
+/// type of each authorization detail (a payment's details ask for the `payment` action).
+pub fn check_actions(raw: &RawAuthorizeRequest, details: &[AuthorizationDetail]) -> Vec<String> {
+    let mut actions: Vec<String> = Vec::new();
+    let from_acr = raw.acr_values.as_deref().unwrap_or("").split(' ').filter_map(|v| match RequestedAcr::parse(v) {
+        RequestedAcr::Action(a) => Some(a),
+        _ => None,
+    });
+    for a in from_acr.chain(details.iter().map(|d| d.action().to_string())) {
+        if !actions.contains(&a) {
+            actions.push(a);
+        }
+    }
+    actions
+}
+
 /// What the gateway knows of the citizen's current sign-in, for the decision.
 #[derive(Clone, Debug)]
 pub struct SessionView<'a> {
+    /// The account's id, as the approval of authorization details records it.
+    pub account_id: String,
     pub account_as: AsLevel,
     pub factors: &'a [VerifiedFactor],
-    /// The strongest mechanism the account could reach with what it has enrolled.
-    pub reachable: Mechanism,
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum AuthorizeDecision {
     /// The session satisfies the request: issue a code with these values.
     Issue { acr: Acr, amr: Vec<String>, auth_time: i64 },
-    /// The citizen must (re-)authenticate reaching at least `mechanism`.
+    /// The citizen must sign in (again) reaching at least `mechanism`: no session, `prompt=login`,
+    /// or no factor of the session is fresh enough to build on.
     Authenticate { mechanism: Mechanism },
+    /// Signed in, and some factors still count: add what `target` needs (the step-up).
+    StepUp { target: StepUpTarget },
     /// The account's registration level is too low: not a step-up (DESIGN.md), the citizen
-    /// must raise it first; the client gets `access_denied`.
-    InsufficientAssurance { required: AsLevel, current: AsLevel },
-    /// The account cannot reach the mechanism asked for with the factors it has.
-    Unmet { required: Mechanism },
+    /// must raise it first; the client gets `access_denied` naming `rule`.
+    InsufficientAssurance { required: AsLevel, current: AsLevel, rule: String },
+    /// The citizen must see and approve the authorization details first.
+    Approve,
+    /// The request cannot be served (an action the client's service does not define).
+    Refuse(OAuthError),
 }
 
-/// Decides for a validated request and the current session (`None`: not signed in).
-/// `authenticated_after`: the citizen signed in during this very request (so `prompt=login`
-/// and `max_age` are satisfied by that sign-in).
+/// Decides for a validated request under the client's service policy and the current session
+/// (`None`: not signed in). `authenticated_after`: the citizen signed in during this very
+/// request (so `prompt=login` and `max_age` are satisfied by that sign-in).
+///
+/// The requirement is the strictest of the service's sign-in rule, every requested action,
+/// `acr_values` and an essential `acr` (all in [`policy::decide`]); registration comes first,
+/// then the approval of the details, then authentication.
 pub fn decide(
     req: &ValidatedAuthorize,
+    policies: &PolicySet,
     session: Option<&SessionView<'_>>,
     authenticated_after: Option<i64>,
     now: i64,
 ) -> AuthorizeDecision {
-    let want_floor = req.acr.values.iter().map(|a| a.mechanism).min().unwrap_or(Mechanism::OneFactor);
+    let login = policies.for_client(&req.client_id).login.mechanism;
+    let want_floor = req.acr.values.iter().map(|a| a.mechanism).min().unwrap_or(login).max(login);
     let Some(s) = session else {
         return AuthorizeDecision::Authenticate { mechanism: want_floor };
     };
     let auth_time = s.factors.iter().map(|f| f.at).max().unwrap_or(0);
     // prompt=login: "The Authorization Server SHOULD prompt the End-User for reauthentication."
-    let fresh_login_needed = req.prompt_login && authenticated_after.is_none_or(|t| auth_time < t);
+    if req.prompt_login && authenticated_after.is_none_or(|t| auth_time < t) {
+        return AuthorizeDecision::Authenticate { mechanism: want_floor };
+    }
     // max_age: "If the elapsed time is greater than this value, the OP MUST attempt to actively
-    // re-authenticate the End-User." Only factors within max_age count toward the mechanism.
-    // A sign-in made during this very request is fresh whatever max_age says, or a small
-    // max_age would send the citizen back to the sign-in page in a loop.
-    let factors: Vec<VerifiedFactor> = match req.max_age {
-        Some(max_age) => {
-            let not_before = authenticated_after.map_or(now - max_age, |t| t.min(now - max_age));
-            assurance::fresh_factors(s.factors, not_before)
+    // re-authenticate the End-User." A sign-in made during this very request is fresh whatever
+    // max_age says, or a small max_age would send the citizen back to the sign-in page in a loop.
+    let max_age = req.max_age.map(|m| authenticated_after.map_or(m, |t| m.max(now - t)));
+    let (acr_values, essential_acr): (&[Acr], &[Acr]) =
+        if req.acr.essential { (&[], &req.acr.values) } else { (&req.acr.values, &[]) };
+    let request =
+        policy::Request { client_id: &req.client_id, actions: &req.actions, acr_values, essential_acr, max_age, now };
+    let view = policy::SessionView { as_level: s.account_as, factors: s.factors };
+    let approved = req.authorization_details.is_empty() || req.approved_by.as_deref() == Some(&s.account_id);
+    match policy::decide(policies, &request, &view) {
+        policy::Decision::Deny { reason: policy::DenyReason::RegistrationTooLow { have, need, rule } } => {
+            AuthorizeDecision::InsufficientAssurance { required: need, current: have, rule: rule.to_string() }
         }
-        None => s.factors.to_vec(),
-    };
-    let Some(mechanism) = assurance::mechanism(&factors) else {
-        return AuthorizeDecision::Authenticate { mechanism: want_floor };
-    };
-    if fresh_login_needed {
-        return AuthorizeDecision::Authenticate { mechanism: want_floor };
-    }
-    let current = Acr::new(s.account_as, mechanism);
-    if req.acr.values.is_empty() || req.acr.values.iter().any(|r| current.satisfies(r)) {
-        return AuthorizeDecision::Issue { acr: current, amr: assurance::amr(&factors), auth_time };
-    }
-    // Not satisfied. The first value (in preference order) the account could reach decides.
-    if let Some(reachable) = req.acr.values.iter().find(|r| r.as_level <= s.account_as && r.mechanism <= s.reachable) {
-        return AuthorizeDecision::Authenticate { mechanism: reachable.mechanism };
-    }
-    // The lowest level that would do is what the citizen is told to reach.
-    let lowest = req.acr.values.iter().map(|v| v.as_level).min();
-    match lowest {
-        Some(required) if required > s.account_as => {
-            AuthorizeDecision::InsufficientAssurance { required, current: s.account_as }
+        policy::Decision::Deny { reason: reason @ policy::DenyReason::UnknownAction { .. } } => {
+            AuthorizeDecision::Refuse(OAuthError::invalid_request(reason.to_string()))
         }
-        _ => AuthorizeDecision::Unmet {
-            required: req
-                .acr
-                .values
-                .iter()
-                .filter(|v| v.as_level <= s.account_as)
-                .map(|v| v.mechanism)
-                .min()
-                .unwrap_or(want_floor),
-        },
+        _ if !approved => AuthorizeDecision::Approve,
+        policy::Decision::StepUp { missing } => {
+            let Some(target) = StepUpTarget::covering(&missing) else {
+                return AuthorizeDecision::Authenticate { mechanism: want_floor };
+            };
+            let fresh = match target.not_before {
+                Some(t) => assurance::fresh_factors(s.factors, t),
+                None => s.factors.to_vec(),
+            };
+            if assurance::mechanism(&fresh).is_none() {
+                // Nothing left to build on: a full sign-in, then the step-up if still needed.
+                return AuthorizeDecision::Authenticate { mechanism: target.mechanism };
+            }
+            AuthorizeDecision::StepUp { target }
+        }
+        policy::Decision::Allow { acr } => {
+            let factors = match max_age {
+                Some(m) => assurance::fresh_factors(s.factors, now - m),
+                None => s.factors.to_vec(),
+            };
+            AuthorizeDecision::Issue { acr, amr: assurance::amr(&factors), auth_time }
+        }
     }
 }
 

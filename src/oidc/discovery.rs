@@ -36,6 +36,15 @@ pub struct ExtraMetadata {
     /// OpenID Connect Back-Channel Logout 1.0 §2.1: logout tokens are sent, and carry `sid`.
     pub backchannel_logout_supported: bool,
     pub backchannel_logout_session_supported: bool,
+    /// RFC 9396 §10: the authorization details types this server understands.
+    pub authorization_details_types_supported: Vec<String>,
+    /// OpenID Connect for Identity Assurance 1.0 §8: `verified_claims` under the
+    /// `verification` scope (super::verified_claims).
+    pub verified_claims_supported: bool,
+    pub trust_frameworks_supported: Vec<String>,
+    pub evidence_supported: Vec<String>,
+    pub documents_supported: Vec<String>,
+    pub claims_in_verified_claims_supported: Vec<String>,
 }
 
 impl AdditionalProviderMetadata for ExtraMetadata {}
@@ -105,6 +114,12 @@ pub fn metadata(issuer: &str, algs: &[SigningAlg]) -> Result<XacthucProviderMeta
             end_session_endpoint: url("/logout/end"),
             backchannel_logout_supported: true,
             backchannel_logout_session_supported: true,
+            authorization_details_types_supported: vec!["payment".into(), "result_receipt".into()],
+            verified_claims_supported: true,
+            trust_frameworks_supported: vec![super::verified_claims::TRUST_FRAMEWORK.into()],
+            evidence_supported: super::verified_claims::EVIDENCE_SUPPORTED.iter().map(|s| s.to_string()).collect(),
+            documents_supported: super::verified_claims::DOCUMENTS_SUPPORTED.iter().map(|s| s.to_string()).collect(),
+            claims_in_verified_claims_supported: vec!["name".into(), "birthdate".into()],
         },
     )
     .set_token_endpoint(Some(TokenUrl::new(url("/token"))?))

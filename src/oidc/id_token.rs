@@ -19,6 +19,9 @@ pub struct XacthucClaims {
     pub as_level: u8,
     pub auth_mechanism: String,
     pub sid: String,
+    /// OIDC4IDA `verified_claims`, under the `verification` scope (super::verified_claims).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_claims: Option<serde_json::Value>,
 }
 
 impl AdditionalClaims for XacthucClaims {}
@@ -41,6 +44,7 @@ pub struct IdTokenInput<'a> {
     pub expires_at: i64,
     /// Bound by `at_hash` (OIDC Core §3.1.3.6).
     pub access_token: &'a str,
+    pub verified_claims: Option<serde_json::Value>,
 }
 
 fn time(t: i64) -> Result<DateTime<Utc>, OAuthError> {
@@ -60,6 +64,7 @@ pub fn sign(key: &SigningKey, input: &IdTokenInput<'_>) -> Result<String, OAuthE
             as_level: input.as_level,
             auth_mechanism: input.mechanism.to_string(),
             sid: input.sid.to_string(),
+            verified_claims: input.verified_claims.clone(),
         },
     )
     .set_nonce(input.nonce.map(|n| Nonce::new(n.to_string())))

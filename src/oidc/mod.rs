@@ -12,10 +12,13 @@ pub mod error;
 pub mod id_token;
 pub mod logout;
 pub mod pkce;
+pub mod rar;
 pub mod token;
+pub mod verified_claims;
 
 pub use error::OAuthError;
 
 /// Scopes this provider understands. Others are ignored (RFC 6749 §3.3 lets the server
 /// fully or partially ignore the requested scope).
-pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "email", "phone", "national_id", "offline_access"];
+pub const SUPPORTED_SCOPES: &[&str] =
+    &["openid", "profile", "email", "phone", "national_id", "offline_access", "verification"];

@@ -160,7 +160,7 @@ fn expected_path(policy: &Path) -> std::path::PathBuf {
 fn shipped_policies_match_their_golden_files() {
     let dir = root().join("policies");
     let set = load_dir(&dir).unwrap_or_else(|e| panic!("the shipped policies are invalid:\n{e}"));
-    assert!(set.services.iter().any(|s| s.clients.iter().any(|c| c == "xacthuc-demo")), "no service for the demo");
+    assert!(set.services.iter().any(|s| s.clients.iter().any(|c| c == "xacthuc-demo-hkd")), "no service for the demo");
     let mut failures = Vec::new();
     let mut cases = 0;
     for file in policy_files(&dir).unwrap() {

@@ -59,7 +59,7 @@ pub fn canonical_username(s: &str) -> String {
     s.trim().to_lowercase()
 }
 
-fn check_username(u: &str, lang: Lang, problems: &mut Vec<FieldProblem>) {
+pub(crate) fn check_username(u: &str, lang: Lang, problems: &mut Vec<FieldProblem>) {
     let ok = (3..=64).contains(&u.chars().count())
         && u.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
     if !ok {
@@ -87,7 +87,7 @@ fn check_contacts(input: &RegistrationInput, lang: Lang, problems: &mut Vec<Fiel
 }
 
 /// Checks the declared identity and returns what to store, or the problems found.
-fn check_identity(
+pub(crate) fn check_identity(
     state: &AppState,
     account_id: Uuid,
     input: &IdentityInput,
@@ -145,11 +145,11 @@ pub fn national_id_hash(state: &AppState, number: &str) -> String {
     state.data_key.keyed_hash("national_id", number.as_bytes())
 }
 
-fn today(now: i64) -> time::Date {
+pub(crate) fn today(now: i64) -> time::Date {
     time::OffsetDateTime::from_unix_timestamp(now).map(|t| t.date()).unwrap_or(time::Date::MIN)
 }
 
-fn taken(conflict: Conflict, lang: Lang) -> RegistrationError {
+pub(crate) fn taken(conflict: Conflict, lang: Lang) -> RegistrationError {
     let (field, key) = match conflict {
         Conflict::NationalId => ("national_id", "err_national_id_taken"),
         _ => ("username", "err_username_taken"),
@@ -209,7 +209,15 @@ pub async fn register(
     if let Some(i) = &account.identity {
         audit = audit.detail("national_id", &i.national_id_masked);
     }
-    match state.store.create_account(&account, &audit).await {
+    // A declared identity is the account's first level change: it gets its evidence record.
+    let written = if account.identity.is_some() {
+        let source = if actor == "self" { "web_form" } else { "cli" };
+        let evidence = super::proofing::evidence(id, now, None, as_level, "self_declared", source, actor);
+        state.store.create_account_with_evidence(&account, &evidence, &audit).await
+    } else {
+        state.store.create_account(&account, &audit).await
+    };
+    match written {
         Ok(()) => Ok(account),
         Err(StoreError::Conflict(c)) => Err(taken(c, lang)),
         Err(e) => Err(e.into()),
@@ -241,8 +249,22 @@ pub async fn declare_identity(
         .detail("to", 2)
         .detail("method", "self_declared")
         .detail("national_id", &identity.national_id_masked);
-    match state.store.update_identity(account.id, &identity, AsLevel::As2, now, &audit).await {
-        Ok(()) => Ok(()),
+    let evidence = super::proofing::evidence(
+        account.id,
+        now,
+        Some(account.as_level),
+        AsLevel::As2,
+        "self_declared",
+        "web_form",
+        "self",
+    );
+    match state.store.change_level(&evidence, Some(&identity), &audit).await {
+        Ok(true) => Ok(()),
+        // The level changed meanwhile (another tab, a counter visit): nothing was written.
+        Ok(false) => Err(RegistrationError::Invalid(vec![FieldProblem {
+            field: "national_id",
+            message: t(lang, "err_identity_already_declared"),
+        }])),
         Err(StoreError::Conflict(c)) => Err(taken(c, lang)),
         Err(e) => Err(e.into()),
     }
@@ -253,4 +275,62 @@ pub fn decrypt_national_id(state: &AppState, account: &Account) -> Option<String
     let identity = account.identity.as_ref()?;
     let aad = format!("account:{}:national_id", account.id);
     state.data_key.decrypt(&identity.national_id_enc, aad.as_bytes()).ok().and_then(|b| String::from_utf8(b).ok())
+}
+
+/// The development demo's citizen: user name, password, and the identity it is registered with.
+pub const DEMO_CITIZEN: &str = "congdan.demo";
+pub const DEMO_CITIZEN_PASSWORD: &str = "thử nghiệm cổng dịch vụ công";
+const DEMO_CITIZEN_EMAIL: &str = "congdan.demo@example.invalid";
+
+/// Creates, once, the demo citizen the `/demo` portal's level-4 service needs: AS-3 with a
+/// verified e-mail address (sign-in codes go to the development outbox). AS-3 normally takes
+/// online verification or a counter visit; here the development demo grants it, says so in the
+/// audit log, and is refused outside development.
+pub async fn ensure_demo_citizen(state: &AppState, now: i64) -> Result<(), ServiceError> {
+    if !state.config.development {
+        return Err(ServiceError::Internal("the demo citizen exists only in development".into()));
+    }
+    if state.store.find_account_by_username(DEMO_CITIZEN).await?.is_some() {
+        return Ok(());
+    }
+    let id = Uuid::now_v7();
+    let input = IdentityInput {
+        national_id: "001090012345".into(),
+        full_name: "Nguyễn Văn An".into(),
+        birth_date: "1990-05-14".into(),
+        sex: "male".into(),
+    };
+    let mut problems = Vec::new();
+    let Some(identity) = check_identity(state, id, &input, Lang::Vi, today(now), &mut problems)? else {
+        return Err(ServiceError::Internal(format!("demo identity rejected: {problems:?}")));
+    };
+    let params = state.password_params;
+    let hash = blocking(state, move || password::hash_password(DEMO_CITIZEN_PASSWORD, params))
+        .await?
+        .map_err(ServiceError::internal)?;
+    let account = Account {
+        id,
+        username: DEMO_CITIZEN.into(),
+        password_hash: Some(hash),
+        as_level: AsLevel::As3,
+        email: Some(DEMO_CITIZEN_EMAIL.into()),
+        phone: None,
+        email_verified_at: Some(now),
+        phone_verified_at: None,
+        identity: Some(identity),
+        status: AccountStatus::Active,
+        always_second_factor: false,
+        created_at: now,
+        updated_at: now,
+    };
+    let audit = AuditEvent::new(now, "account.created", "system")
+        .account(id)
+        .detail("as_level", 3)
+        .detail("method", "development_demo")
+        .detail("note", "AS-3 granted by the development demo without proofing");
+    let evidence = super::proofing::evidence(id, now, None, AsLevel::As3, "development_demo", "cli", "system");
+    match state.store.create_account_with_evidence(&account, &evidence, &audit).await {
+        Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }

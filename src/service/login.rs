@@ -16,20 +16,40 @@ pub enum LoginError {
     BadCredentials,
     #[error("account suspended")]
     Suspended,
+    /// Too many failures for this user name or from this address (`service::throttle`); the
+    /// password was not checked. The same for a name with no account.
+    #[error("too many attempts")]
+    Throttled(super::throttle::Refused),
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
 
 /// Checks a user name and password. Unknown names cost a dummy Argon2 verification so their
 /// timing matches a wrong password. A hash made with outdated parameters is upgraded.
-pub async fn check_password(state: &AppState, username: &str, pw: &str, now: i64) -> Result<Account, LoginError> {
+///
+/// Throttled first (`service::throttle`): the source address must not be locked, and the
+/// attempt is counted against the user name — known or not, identically — before the password
+/// is checked; a success resets that count.
+pub async fn check_password(
+    state: &AppState,
+    username: &str,
+    pw: &str,
+    source: Option<std::net::IpAddr>,
+    now: i64,
+) -> Result<Account, LoginError> {
     let username = super::accounts::canonical_username(username);
     let account = state.store.find_account_by_username(&username).await.map_err(ServiceError::from)?;
+    match super::throttle::begin_login(state, &username, account.as_ref().map(|a| a.id), source, now).await {
+        Ok(()) => {}
+        Err(super::throttle::ThrottleError::Refused(r)) => return Err(LoginError::Throttled(r)),
+        Err(super::throttle::ThrottleError::Service(e)) => return Err(e.into()),
+    }
     let params = state.password_params;
     let Some((account, hash)) = account.and_then(|a| a.password_hash.clone().map(|h| (a, h))) else {
         let pw = pw.to_string();
         blocking(state, move || password::dummy_verify(&pw, params)).await?;
         audit_failure(state, None, &username, now).await?;
+        super::throttle::login_failed(state, source, now).await?;
         return Err(LoginError::BadCredentials);
     };
     let candidate = pw.to_string();
@@ -37,8 +57,10 @@ pub async fn check_password(state: &AppState, username: &str, pw: &str, now: i64
     let ok = blocking(state, move || password::verify_password(&candidate, &phc)).await?;
     if !ok {
         audit_failure(state, Some(account.id), &username, now).await?;
+        super::throttle::login_failed(state, source, now).await?;
         return Err(LoginError::BadCredentials);
     }
+    super::throttle::login_succeeded(state, &username).await?;
     if account.status != AccountStatus::Active {
         return Err(LoginError::Suspended);
     }
@@ -60,6 +82,30 @@ async fn audit_failure(state: &AppState, account: Option<Uuid>, username: &str, 
     }
     state.store.append_audit(&event).await?;
     Ok(())
+}
+
+/// The citizen signed in again as the account of their current session (a re-authentication:
+/// `prompt=login`, `max_age`, a stale step-up): the password factor joins that session, whose
+/// cookie is rotated, instead of a new session replacing it — so the portals using it keep
+/// their `sid` and tokens and are not sent a logout. Returns the new cookie value, or `None`
+/// when the session is gone (then start a new one).
+pub async fn reauthenticate(
+    state: &AppState,
+    session: &SessionRecord,
+    account: &Account,
+    now: i64,
+) -> Result<Option<String>, ServiceError> {
+    let token = random_token()?;
+    let factor = VerifiedFactor { method: Method::Password, at: now };
+    let audit = AuditEvent::new(now, "login.reauthenticated", format!("account:{}", account.id))
+        .account(account.id)
+        .detail("amr", factor.method.amr())
+        .detail("session", session.id.to_string());
+    let added = state.store.add_session_factor(&session.token_hash, &hash_token(&token), &factor, &audit).await?;
+    if added {
+        state.metrics.sign_in("success", "pwd");
+    }
+    Ok(added.then_some(token))
 }
 
 /// A new session (always a new id: no fixation) with the factors just verified. Returns the
@@ -85,6 +131,15 @@ pub async fn start_session(
         .detail("amr", methods)
         .detail("session", session.id.to_string());
     state.store.create_session(&session, &audit).await?;
+    let first = session.factors.first().and_then(|f| f.method.amr().first().copied()).unwrap_or("none");
+    state.metrics.sign_in("success", first);
+    // A sign-in that proved a factor other than the password (a passkey, a certificate) is the
+    // citizen's way out of a password lock (NIST SP 800-63B §5.2.2 lets the subscriber unlock
+    // with another authenticator).
+    if session.factors.iter().any(|f| f.method != Method::Password) {
+        let actor = format!("account:{}", account.id);
+        super::throttle::unlock(state, &account.username, account.id, &actor, "second_factor", now).await?;
+    }
     Ok((token, session))
 }
 
@@ -96,11 +151,19 @@ pub fn password_factor(now: i64) -> Vec<VerifiedFactor> {
 pub async fn current(
     state: &AppState,
     cookie: &str,
+    user_agent: Option<&str>,
     now: i64,
 ) -> Result<Option<(SessionRecord, Account)>, ServiceError> {
     let Some(session) = state.store.find_session(&hash_token(cookie), now).await? else {
         return Ok(None);
     };
+    // The idle timeout: a session unused for `session.idle_seconds` is over (the absolute one
+    // is `expires_at`). Each request keeps it alive, recording the device on first sight.
+    let idle = state.config.session.idle_seconds;
+    let device = user_agent.and_then(super::sessions::device_summary);
+    if !state.store.touch_session(session.id, now, idle, device.as_deref()).await? {
+        return Ok(None);
+    }
     match state.store.get_account(session.account_id).await? {
         Some(a) if a.status == AccountStatus::Active => Ok(Some((session, a))),
         _ => Ok(None),

@@ -3,13 +3,18 @@
 
 pub mod accounts;
 pub mod authorize;
+pub mod certificates;
 pub mod clients;
 pub mod keys;
 pub mod login;
 pub mod logout;
 pub mod otp;
 pub mod par;
+pub mod passkeys;
+pub mod proofing;
 pub mod second_factor;
+pub mod sessions;
+pub mod throttle;
 pub mod token;
 pub mod userinfo;
 

@@ -186,7 +186,11 @@ pub async fn send(
         // Without diacritics an SMS segment holds 160 characters instead of 70.
         Channel::Sms => Message::sms(to, text),
     };
-    match state.notifier.send(&message).await {
+    let sent = state.notifier.send(&message).await;
+    if sent.is_ok() {
+        state.metrics.codes_sent.get_or_create(&crate::metrics::Channel { channel: channel_str(channel) }).inc();
+    }
+    match sent {
         // Development: kept in the database so every instance's /dev/outbox shows it.
         Ok(receipt) if receipt.via == Via::Outbox => {
             let kept = OutboxMessage {

@@ -23,7 +23,7 @@ pub const FRESH_SIGN_IN_SECONDS: i64 = 300;
 pub const MAX_FAILURES: i64 = 5;
 pub const FAILURE_WINDOW_SECONDS: i64 = 900;
 pub const LOCK_SECONDS: i64 = 900;
-const LOCK_KEY: &str = "second_factor";
+pub(crate) const LOCK_KEY: &str = "second_factor";
 /// Every failed attempt is answered this much later: guessing slows down before it locks.
 pub const FAILURE_DELAY: std::time::Duration = std::time::Duration::from_millis(750);
 
@@ -57,9 +57,24 @@ fn actor(account: &Account) -> String {
     format!("account:{}", account.id)
 }
 
-/// The strongest mechanism an account can reach with what it has enrolled: a confirmed
-/// authenticator app, or unused recovery codes, make `2fa` reachable.
+/// The strongest mechanism an account can reach with what it has enrolled: a passkey with user
+/// verification alone reaches `mfa` (possession and inherence); a key without it is possession,
+/// `2fa` with a password; a confirmed authenticator app, a verified contact or unused recovery
+/// codes make `2fa` reachable.
 pub async fn reachable_mechanism(state: &AppState, account: &Account) -> Result<Mechanism, ServiceError> {
+    let passkeys = state.store.list_passkeys(account.id).await?;
+    if passkeys.iter().any(|p| p.user_verified) {
+        return Ok(Mechanism::MultiFactor);
+    }
+    let without = reachable_without_passkeys(state, account).await?;
+    if !passkeys.is_empty() && account.password_hash.is_some() {
+        return Ok(without.max(Mechanism::TwoFactor));
+    }
+    Ok(without)
+}
+
+/// [`reachable_mechanism`] leaving passkeys out (whether removing one leaves a second factor).
+pub async fn reachable_without_passkeys(state: &AppState, account: &Account) -> Result<Mechanism, ServiceError> {
     let apps = state.store.list_totp(account.id).await?;
     // A verified contact counts only while its channel can actually deliver codes.
     let can = |c| state.notifier.can_send(c);
@@ -68,11 +83,43 @@ pub async fn reachable_mechanism(state: &AppState, account: &Account) -> Result<
     if verified_contact
         || apps.iter().any(|t| t.confirmed_at.is_some())
         || state.store.count_recovery_codes(account.id).await? > 0
+        || super::certificates::reachable(state, account).await?
     {
         Ok(Mechanism::TwoFactor)
     } else {
         Ok(Mechanism::OneFactor)
     }
+}
+
+/// Whether the account can present a factor of `kind` now (for a step-up that requires it).
+pub async fn can_present(
+    state: &AppState,
+    account: &Account,
+    kind: crate::policy::FactorKind,
+) -> Result<bool, ServiceError> {
+    use crate::policy::FactorKind;
+    Ok(match kind {
+        FactorKind::Password => true,
+        FactorKind::Otp => {
+            let can = |c| state.notifier.can_send(c);
+            (account.email_verified_at.is_some() && can(crate::notify::Channel::Email))
+                || (account.phone_verified_at.is_some() && can(crate::notify::Channel::Sms))
+                || state.store.list_totp(account.id).await?.iter().any(|t| t.confirmed_at.is_some())
+        }
+        FactorKind::RecoveryCode => state.store.count_recovery_codes(account.id).await? > 0,
+        // A certificate is matched when it is presented: an enrolled one, or one whose `CCCD:`
+        // UID is the account's ID number.
+        FactorKind::Certificate => {
+            state.certificates.enabled()
+                && (account.identity.is_some() || super::certificates::reachable(state, account).await?)
+        }
+        // Whether a key sits on a hardware token cannot be known from a signature alone.
+        FactorKind::SmartCard => false,
+        // Passkeys (service::passkeys): any key is WebAuthn; one registered with user
+        // verification is also the biometric (inherence) kind.
+        FactorKind::Webauthn => !state.store.list_passkeys(account.id).await?.is_empty(),
+        FactorKind::Biometric => state.store.list_passkeys(account.id).await?.iter().any(|p| p.user_verified),
+    })
 }
 
 /// Starts enrolling an authenticator app: a new secret, stored sealed and unconfirmed.
@@ -276,10 +323,16 @@ pub async fn verify(
     if !state.store.add_session_factor(&session.token_hash, &hash_token(&cookie), &factor, &audit).await? {
         return Err(SecondFactorError::NotFound);
     }
+    state.metrics.step_up(method.amr());
     Ok(Stepped { cookie, recovery_left })
 }
 
-async fn verify_totp(state: &AppState, account: &Account, code: &str, now: i64) -> Result<Method, SecondFactorError> {
+pub(crate) async fn verify_totp(
+    state: &AppState,
+    account: &Account,
+    code: &str,
+    now: i64,
+) -> Result<Method, SecondFactorError> {
     let mut last_error = totp::TotpError::Invalid;
     for t in state.store.list_totp(account.id).await?.into_iter().filter(|t| t.confirmed_at.is_some()) {
         let secret = totp::unseal(&state.data_key, account.id, &t.secret_enc).map_err(ServiceError::internal)?;
@@ -297,7 +350,7 @@ async fn verify_totp(state: &AppState, account: &Account, code: &str, now: i64) 
     Err(SecondFactorError::Totp(last_error))
 }
 
-async fn fail(state: &AppState, account: &Account, factor: &str, now: i64) -> Result<(), ServiceError> {
+pub(crate) async fn fail(state: &AppState, account: &Account, factor: &str, now: i64) -> Result<(), ServiceError> {
     let event =
         AuditEvent::new(now, "login.second_factor_failed", actor(account)).account(account.id).detail("factor", factor);
     state.store.append_audit(&event).await?;
@@ -307,6 +360,7 @@ async fn fail(state: &AppState, account: &Account, factor: &str, now: i64) -> Re
         .await?;
     tokio::time::sleep(FAILURE_DELAY).await;
     if let Some(until) = locked {
+        state.metrics.lockout("second_factor");
         tracing::warn!(account = %account.id, until, "second factor locked after repeated failures");
         let event = AuditEvent::new(now, "factor.locked", "system")
             .account(account.id)

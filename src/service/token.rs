@@ -114,11 +114,16 @@ pub async fn exchange(
     if !client.settings.allows_grant(grant.name()) {
         return Err(OAuthError::unauthorized_client(format!("the client may not use {}", grant.name())));
     }
-    match grant {
+    let name = grant.name();
+    let issued = match grant {
         Grant::AuthorizationCode { code } => authorization_code(state, &client, req, code, now).await,
         Grant::RefreshToken { token } => refresh(state, &client, req, token, now).await,
         Grant::ClientCredentials => client_credentials(state, &client, req, now).await,
+    };
+    if issued.is_ok() {
+        state.metrics.tokens_issued.get_or_create(&crate::metrics::Grant { grant_type: name }).inc();
     }
+    issued
 }
 
 async fn active_account(state: &AppState, grant: &GrantRecord) -> Result<Account, OAuthError> {
@@ -152,8 +157,12 @@ async fn authorization_code(
     token::check_code(&code, &grant, &client.id, req, now)?;
     let account = active_account(state, &grant).await?;
     let scopes: Vec<&str> = grant.scope.split(' ').collect();
+    // An approved transaction (authorization details) is a one-off: its access token is not
+    // renewable, so the step-up it took cannot be stretched over hours by refreshing.
+    let one_off = grant.auth.as_ref().is_some_and(|a| a.authorization_details.is_some());
     let with_refresh = client.settings.allows_grant("refresh_token")
-        && (scopes.contains(&"offline_access") || client.settings.always_refresh);
+        && (scopes.contains(&"offline_access") || client.settings.always_refresh)
+        && !one_off;
     issue(state, client, &grant, Some(&account), &grant.scope, code.data.nonce.as_deref(), with_refresh, now).await
 }
 
@@ -274,6 +283,9 @@ async fn issue(
                 claims["acr"] = auth.acr.clone().into();
                 claims["amr"] = json!(auth.amr);
                 claims["as_level"] = auth.as_level.into();
+                if let Some(details) = &auth.authorization_details {
+                    claims["authorization_details"] = details.clone();
+                }
             }
             signing::sign_jwt(key, "at+jwt", &claims).map_err(internal)?
         }
@@ -306,8 +318,13 @@ async fn issue(
         None
     };
     let id_token = match (account, &grant.auth, scope.split(' ').any(|s| s == "openid")) {
-        (Some(_), Some(auth), true) => {
-            Some(sign_id_token(state, client, key, grant, auth, &sub, nonce, &access_token, now)?)
+        (Some(a), Some(auth), true) => {
+            let verified = if scope.split(' ').any(|s| s == "verification") {
+                super::proofing::verified_claims(state, a).await.map_err(internal)?
+            } else {
+                None
+            };
+            Some(sign_id_token(state, client, key, grant, auth, &sub, nonce, &access_token, verified, now)?)
         }
         _ => None,
     };
@@ -318,6 +335,7 @@ async fn issue(
         id_token,
         refresh_token,
         scope: scope.to_string(),
+        authorization_details: grant.auth.as_ref().and_then(|a| a.authorization_details.clone()),
     })
 }
 
@@ -331,6 +349,7 @@ fn sign_id_token(
     sub: &str,
     nonce: Option<&str>,
     access_token: &str,
+    verified_claims: Option<serde_json::Value>,
     now: i64,
 ) -> Result<String, OAuthError> {
     let sid = grant.session_id.map(|s| pairwise_sid(state, &client.id, &s)).unwrap_or_default();
@@ -351,6 +370,7 @@ fn sign_id_token(
             issued_at: now,
             expires_at: now + lifetime,
             access_token,
+            verified_claims,
         },
     )
 }
@@ -454,6 +474,10 @@ pub async fn introspect(
         out["amr"] = json!(auth.amr);
         out["auth_time"] = auth.auth_time.into();
         out["as_level"] = auth.as_level.into();
+        // RFC 9396 §9.1: the introspection response carries the token's authorization details.
+        if let Some(details) = &auth.authorization_details {
+            out["authorization_details"] = details.clone();
+        }
     }
     Ok(out)
 }

@@ -45,5 +45,13 @@ pub async fn userinfo(state: &AppState, access_token: &str, now: i64) -> Result<
             None
         },
     };
-    Ok(claims::userinfo(&scopes, &profile))
+    let mut out = claims::userinfo(&scopes, &profile);
+    if scopes.contains(&"verification")
+        && let Some(v) = super::proofing::verified_claims(state, &account)
+            .await
+            .map_err(|e| OAuthError::server_error("internal error").with_detail(e.to_string()))?
+    {
+        out.insert("verified_claims".into(), v);
+    }
+    Ok(out)
 }

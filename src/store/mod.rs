@@ -9,9 +9,12 @@
 //! and append it in the same transaction, so a change is never without its audit record.
 //! Only this module imports sqlx.
 
+mod hardening;
 pub mod postgres;
+mod proofing;
 mod rows;
 pub mod sqlite;
+mod webauthn_rows;
 
 use crate::assurance::{AsLevel, VerifiedFactor};
 use crate::audit::{AuditEvent, StoredAuditEvent};
@@ -57,6 +60,8 @@ impl std::fmt::Display for Conflict {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 pub use crate::model::*;
+pub use hardening::{SessionActivity, ThrottleFn, ThrottleState, ThrottleUpdate};
+pub use proofing::{ActivationCode, EvidenceDocument, EvidenceRecord, StaffMember, StaffRole};
 
 /// Storage contract shared by both backends. Every method is atomic.
 #[async_trait]
@@ -235,6 +240,16 @@ pub trait Store: Send + Sync {
     /// The pending request if it exists and has not expired.
     async fn find_pending_authorization(&self, id_hash: &str, now: i64) -> StoreResult<Option<PendingAuthorization>>;
     async fn delete_pending_authorization(&self, id_hash: &str) -> StoreResult<()>;
+    /// Replaces the request of an unexpired pending authorization with its approved form (the
+    /// citizen approved its authorization details) and records `audit` in the same
+    /// transaction. `false`, and nothing written, when it no longer exists or has expired.
+    async fn approve_pending_authorization(
+        &self,
+        id_hash: &str,
+        request_json: &str,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool>;
 
     /// Creates the grant and its first authorization code together.
     async fn create_grant_with_code(&self, grant: &GrantRecord, code: &AuthCodeRecord) -> StoreResult<()>;
@@ -297,7 +312,8 @@ pub trait Store: Send + Sync {
     /// tokens a day past theirs (kept that long so a late replay is still recognised and
     /// revokes its grant); logout tokens a week old, delivered or given up; TOTP enrolments
     /// still unconfirmed a day after `created_at`; one-time code challenges two days past their
-    /// expiry (`expires_at <= now - 2 days`, kept so the daily sending cap still counts them).
+    /// expiry (`expires_at <= now - 2 days`, kept so the daily sending cap still counts them);
+    /// certificate challenges a day past theirs.
     /// Returns the number of rows deleted.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
 
@@ -319,6 +335,30 @@ pub trait Store: Send + Sync {
     /// Forgets the failures (after a success).
     async fn clear_failures(&self, account_id: Uuid, factor: &str) -> StoreResult<()>;
 
+    /// Stores a one-time certificate challenge (issue 6). No audit event: issuing one changes
+    /// nothing; the verification that spends it records the evidence. A taken `id_hash` fails
+    /// with `Conflict(Other)`.
+    async fn create_certificate_challenge(&self, challenge: &CertificateChallenge) -> StoreResult<()>;
+    /// Spends the challenge whose id hashes to `id_hash`: sets `consumed_at = now` if it is
+    /// unconsumed (expired or not) and returns it as it was before. Atomic: of several
+    /// concurrent callers exactly one gets `Some`; `None`, and no change, when it is unknown or
+    /// already consumed. Expiry is the caller's check (a spent expired challenge stays spent).
+    async fn consume_certificate_challenge(&self, id_hash: &str, now: i64)
+    -> StoreResult<Option<CertificateChallenge>>;
+    /// Enrols a certificate on its account and appends `audit`, in one transaction.
+    /// `Conflict(Other)`, and nothing written (not even the event), when the fingerprint is
+    /// enrolled already, on this or another account.
+    async fn create_certificate(&self, certificate: &EnrolledCertificate, audit: &AuditEvent) -> StoreResult<()>;
+    /// The account's enrolled certificates, oldest first.
+    async fn list_certificates(&self, account_id: Uuid) -> StoreResult<Vec<EnrolledCertificate>>;
+    /// The enrolled certificate with this fingerprint, whichever account holds it.
+    async fn find_certificate_by_fingerprint(&self, fingerprint: &str) -> StoreResult<Option<EnrolledCertificate>>;
+    /// Sets `last_used_at = at`; nothing for an unknown id. No event (the sign-in records it).
+    async fn touch_certificate(&self, id: Uuid, at: i64) -> StoreResult<()>;
+    /// Removes the certificate if it belongs to `account_id` and appends `audit`; `false`, and
+    /// no change or event, when there is no such certificate.
+    async fn delete_certificate(&self, id: Uuid, account_id: Uuid, audit: &AuditEvent) -> StoreResult<bool>;
+
     /// Renames an authenticator app of the account; `false` when it has no such app.
     async fn rename_totp(&self, id: Uuid, account_id: Uuid, name: &str, audit: &AuditEvent) -> StoreResult<bool>;
 
@@ -331,6 +371,136 @@ pub trait Store: Send + Sync {
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     /// Events in chain order, from sequence number `from_seq` on, at most `limit`.
     async fn list_audit(&self, from_seq: i64, limit: i64) -> StoreResult<Vec<StoredAuditEvent>>;
+
+    // --- Passkeys (WebAuthn) ---
+
+    /// Stores a ceremony in progress, and drops expired ceremonies in the same transaction.
+    /// A taken `id_hash` fails with `Conflict(Other)`. No audit event (nothing is proven yet).
+    async fn create_webauthn_ceremony(&self, ceremony: &WebauthnCeremony) -> StoreResult<()>;
+    /// Removes and returns the ceremony if it exists, is of `kind` and `expires_at > now`
+    /// (single use: of several concurrent callers exactly one gets it). A ceremony of another
+    /// kind is left alone; an expired one is deleted and `None` returned.
+    async fn take_webauthn_ceremony(
+        &self,
+        id_hash: &str,
+        kind: &str,
+        now: i64,
+    ) -> StoreResult<Option<WebauthnCeremony>>;
+    /// Stores a new credential and appends `audit`, in one transaction. `Conflict(Other)`, and
+    /// nothing written (not even the event), when `credential_id` is registered to any account.
+    async fn create_passkey(&self, credential: &PasskeyCredential, audit: &AuditEvent) -> StoreResult<()>;
+    /// The account's credentials, oldest first.
+    async fn list_passkeys(&self, account_id: Uuid) -> StoreResult<Vec<PasskeyCredential>>;
+    /// The credential with this (base64url) credential id, whichever account holds it.
+    async fn find_passkey(&self, credential_id: &str) -> StoreResult<Option<PasskeyCredential>>;
+    /// Records a successful assertion: sets `sign_count = new_count`, `credential_json`,
+    /// `backup_eligible`, `backed_up` and `last_used_at = at` — only if the stored
+    /// `sign_count` is still `previous_count` (compare-and-set: of two concurrent assertions
+    /// with the same counter exactly one gets `true`, so a cloned authenticator racing the
+    /// original is caught). `false`, and no change, otherwise or for an unknown credential.
+    /// No audit event: the sign-in that follows records it.
+    #[allow(clippy::too_many_arguments)]
+    async fn use_passkey(
+        &self,
+        id: Uuid,
+        previous_count: i64,
+        new_count: i64,
+        credential_json: &str,
+        backup_eligible: bool,
+        backed_up: bool,
+        at: i64,
+    ) -> StoreResult<bool>;
+    /// Renames a credential of the account and appends `audit`; `false`, and no change or
+    /// event, when the account has no such credential.
+    async fn rename_passkey(&self, id: Uuid, account_id: Uuid, name: &str, audit: &AuditEvent) -> StoreResult<bool>;
+    /// Deletes a credential of the account and appends `audit`; `false`, and no change or
+    /// event, when the account has no such credential.
+    async fn delete_passkey(&self, id: Uuid, account_id: Uuid, audit: &AuditEvent) -> StoreResult<bool>;
+
+    // --- Hardening (issue 9; records in store/hardening.rs) ---
+
+    /// Atomically reads the throttle counter `key` (`None` when there is none), calls `update`
+    /// with it and writes what it returns: the new state (inserted or replaced), or for `None`
+    /// the counter deleted; its `audit`, if any, is appended in the same transaction. Concurrent
+    /// updates of one key, from any instance, are serialised: none is lost. Returns the state
+    /// written.
+    async fn update_throttle(&self, key: &str, update: &ThrottleFn<'_>) -> StoreResult<Option<ThrottleState>>;
+    /// The throttle counter `key`, if any.
+    async fn get_throttle(&self, key: &str) -> StoreResult<Option<ThrottleState>>;
+    /// Deletes the throttle counters whose key starts with `prefix`, last updated before
+    /// `before`, that are neither hard-locked nor locked at `before` or later; returns how many.
+    async fn purge_throttle(&self, prefix: &str, before: i64) -> StoreResult<u64>;
+    /// Records activity in session `id`. When the session is live (`expires_at > now`) and not
+    /// idle (last seen, or created when never seen, after `now - idle_seconds`): sets
+    /// `last_seen_at = now` when it is 30 s or more behind, sets `device` when it is unset and
+    /// one is given, and returns `true`. Otherwise `false`, and no change.
+    async fn touch_session(&self, id: Uuid, now: i64, idle_seconds: i64, device: Option<&str>) -> StoreResult<bool>;
+    /// The account's unexpired sessions (`expires_at > now`), idle or not, with their activity,
+    /// most recently seen first.
+    async fn list_account_sessions(&self, account_id: Uuid, now: i64) -> StoreResult<Vec<SessionActivity>>;
+    /// The head of the audit chain: the sequence number and hash of the last event appended
+    /// (`0` and the genesis hash when none). A chain whose last event differs was truncated.
+    async fn get_audit_head(&self) -> StoreResult<(i64, String)>;
+
+    // --- Proofing (issue 8; records in store/proofing.rs) ---
+
+    /// Creates an account together with the evidence of its level, and appends `audit`, in one
+    /// transaction. Conflicts as `create_account`, and then nothing is written.
+    async fn create_account_with_evidence(
+        &self,
+        account: &Account,
+        evidence: &EvidenceRecord,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// Changes the level of `evidence.account_id` to `evidence.to_level` (and replaces its
+    /// identity data when `identity` is given), inserts `evidence` and appends `audit`, in one
+    /// transaction — only if the account's level is still `evidence.from_level`
+    /// (compare-and-set: a concurrent change wins, this one writes nothing and returns `false`).
+    /// `Conflict(NationalId)`, and nothing written, when another account holds the number.
+    async fn change_level(
+        &self,
+        evidence: &EvidenceRecord,
+        identity: Option<&IdentityData>,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool>;
+    /// The account's evidence records, oldest first.
+    async fn list_evidence(&self, account_id: Uuid) -> StoreResult<Vec<EvidenceRecord>>;
+    /// Evidence records of every account made at or after `since`, newest first, at most `limit`.
+    async fn list_evidence_since(&self, since: i64, limit: i64) -> StoreResult<Vec<EvidenceRecord>>;
+    /// Sets the account's status (and `updated_at`) and appends `audit`; `false`, and no
+    /// change or event, for an unknown account.
+    async fn set_account_status(
+        &self,
+        account_id: Uuid,
+        status: AccountStatus,
+        at: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool>;
+    /// Makes an account staff: creates `account` first when given, then the staff row, and
+    /// appends `audit`, in one transaction. `Conflict(Username)` when the account exists,
+    /// `Conflict(Other)` when it is staff already; then nothing is written.
+    async fn create_staff(
+        &self,
+        member: &StaffMember,
+        account: Option<&Account>,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+    async fn get_staff(&self, account_id: Uuid) -> StoreResult<Option<StaffMember>>;
+    /// Stores a new activation code and appends `audit`; the account's earlier unused codes
+    /// are spent (`used_at = created_at`) in the same transaction: only the newest letter works.
+    async fn create_activation_code(&self, code: &ActivationCode, audit: &AuditEvent) -> StoreResult<()>;
+    /// The activation code with this hash, used or not.
+    async fn find_activation_code(&self, code_hash: &str) -> StoreResult<Option<ActivationCode>>;
+    /// Spends the code (`used_at = now`) if it is unused and `expires_at > now`, sets its
+    /// account's password hash and appends `audit`, in one transaction. Of several concurrent
+    /// callers exactly one gets `true`; `false`, and no change or event, otherwise.
+    async fn activate_account(
+        &self,
+        code_hash: &str,
+        password_hash: &str,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool>;
 }
 
 pub type DynStore = Arc<dyn Store>;

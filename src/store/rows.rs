@@ -572,3 +572,75 @@ macro_rules! grant_columns_g {
     };
 }
 pub(super) use grant_columns_g;
+
+#[derive(sqlx::FromRow)]
+pub(super) struct CertificateRow {
+    id: Uuid,
+    account_id: Uuid,
+    fingerprint: String,
+    der: String,
+    subject_cn: String,
+    issuer: String,
+    serial: String,
+    not_before: i64,
+    not_after: i64,
+    uids: String,
+    profile: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+}
+
+impl TryFrom<CertificateRow> for EnrolledCertificate {
+    type Error = StoreError;
+    fn try_from(r: CertificateRow) -> Result<Self, StoreError> {
+        Ok(EnrolledCertificate {
+            id: r.id,
+            account_id: r.account_id,
+            fingerprint: r.fingerprint,
+            der: r.der,
+            subject_cn: r.subject_cn,
+            issuer: r.issuer,
+            serial: r.serial,
+            not_before: r.not_before,
+            not_after: r.not_after,
+            uids: serde_json::from_str(&r.uids).map_err(|e| StoreError::Corrupt(format!("certificates.uids: {e}")))?,
+            profile: r.profile,
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+        })
+    }
+}
+
+/// The column list of `CertificateRow`.
+macro_rules! certificate_columns {
+    () => {
+        "id, account_id, fingerprint, der, subject_cn, issuer, serial, not_before, not_after, uids, profile, \
+         created_at, last_used_at"
+    };
+}
+pub(super) use certificate_columns;
+
+#[derive(sqlx::FromRow)]
+pub(super) struct CertificateChallengeRow {
+    id_hash: String,
+    account_id: Option<Uuid>,
+    purpose: String,
+    bytes: String,
+    created_at: i64,
+    expires_at: i64,
+    consumed_at: Option<i64>,
+}
+
+impl From<CertificateChallengeRow> for CertificateChallenge {
+    fn from(r: CertificateChallengeRow) -> Self {
+        CertificateChallenge {
+            id_hash: r.id_hash,
+            account_id: r.account_id,
+            purpose: r.purpose,
+            bytes: r.bytes,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            consumed_at: r.consumed_at,
+        }
+    }
+}

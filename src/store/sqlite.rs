@@ -3,12 +3,16 @@
 //! of failing to upgrade a read lock.
 
 use super::rows::*;
+use super::webauthn_rows::*;
 use super::*;
 use crate::audit::chain_hash;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{SqliteConnection, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
+
+mod hardening;
+mod proofing;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -390,6 +394,30 @@ impl Store for SqliteStore {
     async fn delete_pending_authorization(&self, id_hash: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM pending_authorizations WHERE id_hash = $1").bind(id_hash).execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn approve_pending_authorization(
+        &self,
+        id_hash: &str,
+        request_json: &str,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        let updated =
+            sqlx::query("UPDATE pending_authorizations SET request_json = $1 WHERE id_hash = $2 AND expires_at > $3")
+                .bind(request_json)
+                .bind(id_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if updated != 1 {
+            return Ok(false);
+        }
+        append(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn create_grant_with_code(&self, g: &GrantRecord, c: &AuthCodeRecord) -> StoreResult<()> {
@@ -1077,6 +1105,12 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        // Certificate challenges live minutes; a day later they are only clutter.
+        n += sqlx::query("DELETE FROM certificate_challenges WHERE expires_at <= $1")
+            .bind(now - 86_400)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         // An enrolment never confirmed within a day was abandoned.
         n += sqlx::query("DELETE FROM totp_credentials WHERE confirmed_at IS NULL AND created_at <= $1")
             .bind(now - 86_400)
@@ -1170,6 +1204,122 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn create_certificate_challenge(&self, c: &CertificateChallenge) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO certificate_challenges (id_hash, account_id, purpose, bytes, created_at, expires_at, \
+             consumed_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&c.id_hash)
+        .bind(c.account_id)
+        .bind(&c.purpose)
+        .bind(&c.bytes)
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .bind(c.consumed_at)
+        .execute(&self.pool)
+        .await
+        .map_err(conflict_from)?;
+        Ok(())
+    }
+
+    async fn consume_certificate_challenge(
+        &self,
+        id_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<CertificateChallenge>> {
+        // One conditional UPDATE: the row lock (the write lock in SQLite) makes exactly one
+        // concurrent caller see `consumed_at IS NULL`.
+        let row = sqlx::query_as::<_, CertificateChallengeRow>(
+            "UPDATE certificate_challenges SET consumed_at = $1 WHERE id_hash = $2 AND consumed_at IS NULL \
+             RETURNING id_hash, account_id, purpose, bytes, created_at, expires_at, NULL AS consumed_at",
+        )
+        .bind(now)
+        .bind(id_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(CertificateChallenge::from))
+    }
+
+    async fn create_certificate(&self, c: &EnrolledCertificate, audit: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(concat!(
+            "INSERT INTO certificates (",
+            certificate_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ))
+        .bind(c.id)
+        .bind(c.account_id)
+        .bind(&c.fingerprint)
+        .bind(&c.der)
+        .bind(&c.subject_cn)
+        .bind(&c.issuer)
+        .bind(&c.serial)
+        .bind(c.not_before)
+        .bind(c.not_after)
+        .bind(json_text(&c.uids)?)
+        .bind(&c.profile)
+        .bind(c.created_at)
+        .bind(c.last_used_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_from)?;
+        append(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_certificates(&self, account_id: Uuid) -> StoreResult<Vec<EnrolledCertificate>> {
+        sqlx::query_as::<_, CertificateRow>(concat!(
+            "SELECT ",
+            certificate_columns!(),
+            " FROM certificates WHERE account_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(EnrolledCertificate::try_from)
+        .collect()
+    }
+
+    async fn find_certificate_by_fingerprint(&self, fingerprint: &str) -> StoreResult<Option<EnrolledCertificate>> {
+        sqlx::query_as::<_, CertificateRow>(concat!(
+            "SELECT ",
+            certificate_columns!(),
+            " FROM certificates WHERE fingerprint = $1"
+        ))
+        .bind(fingerprint)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(EnrolledCertificate::try_from)
+        .transpose()
+    }
+
+    async fn touch_certificate(&self, id: Uuid, at: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE certificates SET last_used_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_certificate(&self, id: Uuid, account_id: Uuid, audit: &AuditEvent) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        let n = sqlx::query("DELETE FROM certificates WHERE id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        append(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn rename_totp(&self, id: Uuid, account_id: Uuid, name: &str, audit: &AuditEvent) -> StoreResult<bool> {
         let mut tx = self.write().await?;
         append(&mut tx, audit).await?;
@@ -1220,6 +1370,253 @@ impl Store for SqliteStore {
         append(&mut tx, event).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn create_webauthn_ceremony(&self, c: &WebauthnCeremony) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("DELETE FROM webauthn_ceremonies WHERE expires_at <= $1")
+            .bind(c.created_at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO webauthn_ceremonies (id_hash, kind, account_id, state_json, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&c.id_hash)
+        .bind(&c.kind)
+        .bind(c.account_id)
+        .bind(&c.state_json)
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_from)?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn take_webauthn_ceremony(
+        &self,
+        id_hash: &str,
+        kind: &str,
+        now: i64,
+    ) -> StoreResult<Option<WebauthnCeremony>> {
+        // One statement: concurrent callers cannot both get the row. An expired ceremony is
+        // deleted all the same and not returned.
+        let row = sqlx::query_as::<_, CeremonyRow>(
+            "DELETE FROM webauthn_ceremonies WHERE id_hash = $1 AND kind = $2 \
+             RETURNING id_hash, kind, account_id, state_json, created_at, expires_at",
+        )
+        .bind(id_hash)
+        .bind(kind)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(WebauthnCeremony::from).filter(|c| c.expires_at > now))
+    }
+
+    async fn create_passkey(&self, p: &PasskeyCredential, audit: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        append(&mut tx, audit).await?;
+        sqlx::query(concat!(
+            "INSERT INTO webauthn_credentials (",
+            passkey_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ))
+        .bind(p.id)
+        .bind(p.account_id)
+        .bind(&p.credential_id)
+        .bind(p.user_handle)
+        .bind(&p.name)
+        .bind(&p.credential_json)
+        .bind(p.user_verified)
+        .bind(p.backup_eligible)
+        .bind(p.backed_up)
+        .bind(p.sign_count)
+        .bind(&p.aaguid)
+        .bind(p.created_at)
+        .bind(p.last_used_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_from)?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_passkeys(&self, account_id: Uuid) -> StoreResult<Vec<PasskeyCredential>> {
+        Ok(sqlx::query_as::<_, PasskeyRow>(concat!(
+            "SELECT ",
+            passkey_columns!(),
+            " FROM webauthn_credentials WHERE account_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(PasskeyCredential::from)
+        .collect())
+    }
+
+    async fn find_passkey(&self, credential_id: &str) -> StoreResult<Option<PasskeyCredential>> {
+        Ok(sqlx::query_as::<_, PasskeyRow>(concat!(
+            "SELECT ",
+            passkey_columns!(),
+            " FROM webauthn_credentials WHERE credential_id = $1"
+        ))
+        .bind(credential_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(PasskeyCredential::from))
+    }
+
+    async fn use_passkey(
+        &self,
+        id: Uuid,
+        previous_count: i64,
+        new_count: i64,
+        credential_json: &str,
+        backup_eligible: bool,
+        backed_up: bool,
+        at: i64,
+    ) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "UPDATE webauthn_credentials SET sign_count = $1, credential_json = $2, backup_eligible = $3, \
+             backed_up = $4, last_used_at = $5 WHERE id = $6 AND sign_count = $7",
+        )
+        .bind(new_count)
+        .bind(credential_json)
+        .bind(backup_eligible)
+        .bind(backed_up)
+        .bind(at)
+        .bind(id)
+        .bind(previous_count)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn rename_passkey(&self, id: Uuid, account_id: Uuid, name: &str, audit: &AuditEvent) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        append(&mut tx, audit).await?;
+        let n = sqlx::query("UPDATE webauthn_credentials SET name = $1 WHERE id = $2 AND account_id = $3")
+            .bind(name)
+            .bind(id)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn update_throttle(&self, key: &str, update: &ThrottleFn<'_>) -> StoreResult<Option<ThrottleState>> {
+        self.sqlite_update_throttle(key, update).await
+    }
+
+    async fn get_throttle(&self, key: &str) -> StoreResult<Option<ThrottleState>> {
+        self.sqlite_get_throttle(key).await
+    }
+
+    async fn purge_throttle(&self, prefix: &str, before: i64) -> StoreResult<u64> {
+        self.sqlite_purge_throttle(prefix, before).await
+    }
+
+    async fn touch_session(&self, id: Uuid, now: i64, idle_seconds: i64, device: Option<&str>) -> StoreResult<bool> {
+        self.sqlite_touch_session(id, now, idle_seconds, device).await
+    }
+
+    async fn list_account_sessions(&self, account_id: Uuid, now: i64) -> StoreResult<Vec<SessionActivity>> {
+        self.sqlite_list_account_sessions(account_id, now).await
+    }
+
+    async fn create_account_with_evidence(
+        &self,
+        account: &Account,
+        evidence: &EvidenceRecord,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        self.sqlite_create_account_with_evidence(account, evidence, audit).await
+    }
+
+    async fn change_level(
+        &self,
+        evidence: &EvidenceRecord,
+        identity: Option<&IdentityData>,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool> {
+        self.sqlite_change_level(evidence, identity, audit).await
+    }
+
+    async fn list_evidence(&self, account_id: Uuid) -> StoreResult<Vec<EvidenceRecord>> {
+        self.sqlite_list_evidence(account_id).await
+    }
+
+    async fn list_evidence_since(&self, since: i64, limit: i64) -> StoreResult<Vec<EvidenceRecord>> {
+        self.sqlite_list_evidence_since(since, limit).await
+    }
+
+    async fn set_account_status(
+        &self,
+        account_id: Uuid,
+        status: AccountStatus,
+        at: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool> {
+        self.sqlite_set_account_status(account_id, status, at, audit).await
+    }
+
+    async fn create_staff(
+        &self,
+        member: &StaffMember,
+        account: Option<&Account>,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        self.sqlite_create_staff(member, account, audit).await
+    }
+
+    async fn get_staff(&self, account_id: Uuid) -> StoreResult<Option<StaffMember>> {
+        self.sqlite_get_staff(account_id).await
+    }
+
+    async fn create_activation_code(&self, code: &ActivationCode, audit: &AuditEvent) -> StoreResult<()> {
+        self.sqlite_create_activation_code(code, audit).await
+    }
+
+    async fn find_activation_code(&self, code_hash: &str) -> StoreResult<Option<ActivationCode>> {
+        self.sqlite_find_activation_code(code_hash).await
+    }
+
+    async fn activate_account(
+        &self,
+        code_hash: &str,
+        password_hash: &str,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool> {
+        self.sqlite_activate_account(code_hash, password_hash, now, audit).await
+    }
+
+    async fn get_audit_head(&self) -> StoreResult<(i64, String)> {
+        Ok(sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&self.pool).await?)
+    }
+
+    async fn delete_passkey(&self, id: Uuid, account_id: Uuid, audit: &AuditEvent) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        append(&mut tx, audit).await?;
+        let n = sqlx::query("DELETE FROM webauthn_credentials WHERE id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn list_audit(&self, from_seq: i64, limit: i64) -> StoreResult<Vec<StoredAuditEvent>> {

@@ -404,3 +404,162 @@ fn policy_check_accepts_the_shipped_policies_and_lists_every_floor_problem() {
     let config = xacthuc(dir.path(), &["check-config"], &[("XACTHUC_POLICIES_DIR", missing.to_str().unwrap())]);
     assert!(!config.status.success() && text(&config).contains("policies_dir:"), "{}", text(&config));
 }
+
+/// `serve` reloads its policies on SIGHUP, sent by `xacthuc policy reload`; an invalid set is
+/// refused by the command before any signal, and refused by the gateway if it gets one.
+#[test]
+fn policy_reload_signals_the_running_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let level3 = "[service.s]\nname = \"Đăng ký khai sinh\"\nlevel = 3\nclients = [\"p\"]\nlogin = { min_as = \"as2\", mechanism = \"1fa\" }\n";
+    std::fs::write(policies.join("s.toml"), level3).unwrap();
+    let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+    let env = [("XACTHUC_POLICIES_DIR", policies.to_str().unwrap()), ("XACTHUC_LISTEN", "127.0.0.1:0")];
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_xacthuc"));
+    serve
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .env("XACTHUC_PASSWORD__MEMORY_KIB", "1024")
+        .env("XACTHUC_PASSWORD__ITERATIONS", "1")
+        .envs(env)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    let mut child = serve.spawn().unwrap();
+    let read_log = || std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
+    let wait_for = |needle: &str| {
+        for _ in 0..200 {
+            if read_log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        false
+    };
+    let result = std::panic::catch_unwind(|| {
+        assert!(wait_for("xacthuc is serving"), "{}", read_log());
+        assert!(dir.path().join("xacthuc.pid").is_file(), "the pid file");
+        // Valid: signalled and reloaded.
+        let ok = xacthuc(dir.path(), &["policy", "reload"], &env);
+        assert!(ok.status.success(), "{}", text(&ok));
+        assert!(wait_for("service policies reloaded"), "{}", read_log());
+        // Below the floor: the command refuses and sends nothing.
+        std::fs::write(policies.join("s.toml"), level3.replace("as2", "as1")).unwrap();
+        let bad = xacthuc(dir.path(), &["policy", "reload"], &env);
+        assert!(!bad.status.success() && text(&bad).contains("floor.level3.login"), "{}", text(&bad));
+        // A signal anyway (kill -HUP): the gateway keeps its set.
+        let pid = std::fs::read_to_string(dir.path().join("xacthuc.pid")).unwrap();
+        assert!(Command::new("kill").args(["-HUP", pid.trim()]).status().unwrap().success());
+        assert!(wait_for("policy reload refused"), "{}", read_log());
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn self_signed(dir: &std::path::Path, name: &str) -> Vec<u8> {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    cert.pem().into_bytes()
+}
+
+/// `[tls]`: the gateway serves HTTPS itself (HSTS on), redirects plain HTTP to https, and takes
+/// a new certificate on SIGHUP without a restart.
+#[tokio::test]
+async fn the_gateway_serves_tls_redirects_http_and_reloads_its_certificate() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let first = self_signed(&tls, "xacthuc test 1");
+    let (port, plain) = (free_port(), free_port());
+    let listen = format!("127.0.0.1:{port}");
+    let redirect_from = format!("127.0.0.1:{plain}");
+    let (cert, key) = (tls.join("cert.pem"), tls.join("key.pem"));
+    let env = [
+        ("XACTHUC_LISTEN", listen.as_str()),
+        ("XACTHUC_ISSUER", "https://localhost"),
+        ("XACTHUC_TLS__CERT_FILE", cert.to_str().unwrap()),
+        ("XACTHUC_TLS__KEY_FILE", key.to_str().unwrap()),
+        ("XACTHUC_TLS__REDIRECT_HTTP_FROM", redirect_from.as_str()),
+    ];
+    let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_xacthuc"))
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .env("XACTHUC_PASSWORD__MEMORY_KIB", "1024")
+        .env("XACTHUC_PASSWORD__ITERATIONS", "1")
+        .envs(env)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // Stopped however the test ends.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Killed(child);
+    let read_log = || std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
+    let addr: std::net::SocketAddr = listen.parse().unwrap();
+    let trusting = |pem: &[u8]| {
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(pem).unwrap())
+            .resolve("localhost", addr)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    };
+    let outcome = async {
+        let url = format!("https://localhost:{port}/healthz");
+        let mut up = None;
+        for _ in 0..100 {
+            if let Ok(r) = trusting(&first).get(&url).send().await {
+                up = Some(r);
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let resp = up.unwrap_or_else(|| panic!("no HTTPS answer:\n{}", read_log()));
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers().contains_key("strict-transport-security"), "HSTS over https");
+        // Plain HTTP on the redirect listener goes to the same path on the https issuer.
+        let resp = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(format!("http://127.0.0.1:{plain}/authorize?client_id=a"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 308);
+        assert_eq!(resp.headers()["location"], "https://localhost/authorize?client_id=a");
+        // A new certificate, then SIGHUP: new connections get it.
+        let second = self_signed(&tls, "xacthuc test 2");
+        assert!(Command::new("kill").args(["-HUP", &child.0.id().to_string()]).status().unwrap().success());
+        for _ in 0..100 {
+            if read_log().contains("TLS certificate reloaded") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(read_log().contains("TLS certificate reloaded"), "{}", read_log());
+        assert_eq!(trusting(&second).get(&url).send().await.unwrap().status(), 200);
+        assert!(trusting(&first).get(&url).send().await.is_err(), "the old certificate is no longer served");
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), outcome).await.expect("timed out");
+    drop(child);
+}

@@ -49,10 +49,21 @@ pub struct TestServer {
 }
 
 pub fn test_config(dir: &std::path::Path, issuer: &str, database_url: Option<&str>) -> Config {
-    let env = vec![
+    test_config_env(dir, issuer, database_url, &[])
+}
+
+/// The test configuration with extra `XACTHUC_*` settings.
+pub fn test_config_env(
+    dir: &std::path::Path,
+    issuer: &str,
+    database_url: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Config {
+    let mut env = vec![
         ("XACTHUC_PASSWORD__MEMORY_KIB".to_string(), "1024".to_string()),
         ("XACTHUC_PASSWORD__ITERATIONS".to_string(), "1".to_string()),
     ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let flags = Overrides {
         data_dir: Some(dir.to_path_buf()),
         issuer: Some(issuer.to_string()),
@@ -74,15 +85,41 @@ impl TestServer {
     /// `https_issuer`: the issuer says https (as behind a TLS-terminating proxy) while the test
     /// talks plain HTTP to the listener.
     pub async fn start_opts(database_url: Option<&str>, https_issuer: bool) -> TestServer {
-        let dir = Arc::new(tempfile::tempdir().unwrap());
+        Self::start_full(database_url, https_issuer, &[]).await
+    }
+
+    /// A server whose service policies are the files of `policies` (name, TOML), written to a
+    /// directory of the server's own (`<data dir>/policies`, so tests can change and reload them).
+    pub async fn start_with_policies(database_url: Option<&str>, policies: &[(&str, &str)]) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let policy_dir = dir.path().join("policies");
+        std::fs::create_dir_all(&policy_dir).unwrap();
+        for (name, text) in policies {
+            std::fs::write(policy_dir.join(name), text).unwrap();
+        }
+        let policy_dir = policy_dir.to_string_lossy().to_string();
+        Self::start_in_dir(dir, database_url, false, &[("XACTHUC_POLICIES_DIR", &policy_dir)]).await
+    }
+
+    pub async fn start_full(database_url: Option<&str>, https_issuer: bool, extra: &[(&str, &str)]) -> TestServer {
+        Self::start_in_dir(tempfile::tempdir().unwrap(), database_url, https_issuer, extra).await
+    }
+
+    async fn start_in_dir(
+        dir: tempfile::TempDir,
+        database_url: Option<&str>,
+        https_issuer: bool,
+        extra: &[(&str, &str)],
+    ) -> TestServer {
+        let dir = Arc::new(dir);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let issuer = if https_issuer { base.replace("http://", "https://") } else { base.clone() };
-        let config = test_config(dir.path(), &issuer, database_url);
+        let config = test_config_env(dir.path(), &issuer, database_url, extra);
         let state = xacthuc::app::build_state(config, xacthuc::app::now()).await.unwrap();
         let app = xacthuc::app::router(state.clone());
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await;
         });
         TestServer { base, state, http: client(), _dir: dir }
     }
@@ -247,8 +284,64 @@ impl TestServer {
         let state = xacthuc::app::build_state(test_config(dir.path(), &base, None), xacthuc::app::now()).await.unwrap();
         let app = xacthuc::app::router(state.clone());
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await;
         });
         TestServer { base, state, http: client(), _dir: dir }
     }
+}
+
+/// Runs one store contract group on a fresh SQLite database.
+pub async fn store_on_sqlite<F, Fut>(group: F)
+where
+    F: FnOnce(xacthuc::store::DynStore) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("store.db").display());
+    group(xacthuc::store::connect(&url).await.unwrap()).await;
+}
+
+/// Runs one store contract group on a fresh PostgreSQL database, when `XACTHUC_TEST_POSTGRES_URL`
+/// is set (CI always sets it, so there a missing server fails). The database is dropped even
+/// when the group panics; the panic is then passed on.
+pub async fn store_on_postgres<F, Fut>(name: &str, group: F)
+where
+    F: FnOnce(xacthuc::store::DynStore) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let Some(db) = PgDatabase::create().await else {
+        println!("{name}: {POSTGRES_ENV} is unset; the PostgreSQL half was not run");
+        return;
+    };
+    let url = db.url.clone();
+    let outcome = tokio::spawn(async move { group(xacthuc::store::connect(&url).await.unwrap()).await }).await;
+    db.cleanup().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// `store_groups!(a, b)` in a `store_contract_<area>` module: tests `on_sqlite::a`,
+/// `on_postgres::a`, … each running `async fn a(store: DynStore)` of that module on a fresh
+/// database of that backend.
+#[macro_export]
+macro_rules! store_groups {
+    ($($group:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $group() {
+                    $crate::common::store_on_sqlite(super::$group).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $group() {
+                    $crate::common::store_on_postgres(concat!(module_path!(), "::", stringify!($group)), super::$group).await;
+                }
+            )*
+        }
+    };
 }

@@ -35,7 +35,7 @@ print("%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7FFFFFFF) % 1000000))
 }
 
 /// Enrols an authenticator app for the signed-in `http`; returns (secret, recovery codes).
-async fn enrol(server: &TestServer, http: &reqwest::Client) -> (String, Vec<String>) {
+pub(crate) async fn enrol(server: &TestServer, http: &reqwest::Client) -> (String, Vec<String>) {
     let account = http.get(server.url("/account")).send().await.unwrap().text().await.unwrap();
     let resp = http.post(server.url("/account/totp")).form(&[("csrf", hidden(&account, "csrf"))]).send().await.unwrap();
     let enrol_url = absolute(&server.base, &location(&resp));

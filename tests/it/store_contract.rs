@@ -281,6 +281,7 @@ fn grant(account: &Account, client: &ClientRecord) -> GrantRecord {
             auth_time: T0 - 5,
             as_level: 2,
             mechanism: "2fa".into(),
+            authorization_details: None,
         }),
         created_at: T0,
         expires_at: T0 + 86_400,
@@ -639,9 +640,25 @@ async fn pending_authorizations(store: &dyn Store) {
 
     store.delete_pending_authorization("pending-1").await.unwrap();
     assert_eq!(store.find_pending_authorization("pending-1", T0).await.unwrap(), None);
-    assert_eq!(store.find_pending_authorization("pending-2", T0).await.unwrap(), Some(second), "only that one");
+    assert_eq!(store.find_pending_authorization("pending-2", T0).await.unwrap(), Some(second.clone()), "only that one");
     store.delete_pending_authorization("pending-1").await.unwrap();
     store.delete_pending_authorization("pending-unknown").await.unwrap();
+
+    // Approval replaces the request and is audited in the same transaction.
+    let approved_json = json!({"client_id": "dvc-hanoi", "approved_by": "account-1"}).to_string();
+    let before = audit_len(store).await;
+    let audit = event("authorize.details_approved");
+    assert!(store.approve_pending_authorization("pending-2", &approved_json, T0 + 10, &audit).await.unwrap());
+    assert_audited(store, before, &audit).await;
+    let found = store.find_pending_authorization("pending-2", T0 + 10).await.unwrap().unwrap();
+    assert_eq!(found.request_json, approved_json);
+    assert_eq!((found.created_at, found.expires_at), (second.created_at, second.expires_at), "times unchanged");
+    // Gone or expired: nothing written, no event.
+    let before = audit_len(store).await;
+    assert!(!store.approve_pending_authorization("pending-1", &approved_json, T0, &audit).await.unwrap());
+    assert!(!store.approve_pending_authorization("pending-2", "{}", T0 + 600, &audit).await.unwrap(), "expired");
+    assert_eq!(audit_len(store).await, before);
+    assert_eq!(store.find_pending_authorization("pending-2", T0).await.unwrap().unwrap().request_json, approved_json);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1240,6 +1257,9 @@ async fn grants(store: &dyn Store) {
             auth_time: T0 - 42,
             as_level: 4,
             mechanism: "chứng thư số".into(),
+            authorization_details: Some(serde_json::json!([
+                {"type": "payment", "amount": "1250000", "currency": "VND", "payee": "UBND", "reference": "HKD-1"}
+            ])),
         }),
         ..grant(&citizen, &portal)
     };

@@ -107,67 +107,150 @@ fn req(acr: &[&str], max_age: Option<i64>, prompt_login: bool) -> ValidatedAutho
     v
 }
 
+fn view(as_level: AsLevel, factors: &[VerifiedFactor]) -> SessionView<'_> {
+    SessionView { account_id: "a1".into(), account_as: as_level, factors }
+}
+
+fn no_policies() -> PolicySet {
+    PolicySet::default()
+}
+
 #[test]
 fn decisions() {
     let pwd = [VerifiedFactor { method: Method::Password, at: 1000 }];
-    let as1 = SessionView { account_as: AsLevel::As1, factors: &pwd, reachable: Mechanism::OneFactor };
-    let as2 = SessionView { account_as: AsLevel::As2, factors: &pwd, reachable: Mechanism::OneFactor };
-    let as2_totp = SessionView { account_as: AsLevel::As2, factors: &pwd, reachable: Mechanism::TwoFactor };
+    let set = no_policies();
+    let as1 = view(AsLevel::As1, &pwd);
+    let as2 = view(AsLevel::As2, &pwd);
+    let d = |r: &ValidatedAuthorize, s: Option<&SessionView<'_>>, after: Option<i64>, now: i64| {
+        decide(r, &set, s, after, now)
+    };
 
     assert_eq!(
-        decide(&req(&[], None, false), None, None, 1100),
+        d(&req(&[], None, false), None, None, 1100),
         AuthorizeDecision::Authenticate { mechanism: Mechanism::OneFactor }
     );
-    let AuthorizeDecision::Issue { acr, amr, auth_time } = decide(&req(&[], None, false), Some(&as2), None, 1100)
-    else {
+    let AuthorizeDecision::Issue { acr, amr, auth_time } = d(&req(&[], None, false), Some(&as2), None, 1100) else {
         unreachable!()
     };
     assert_eq!((acr.to_string().as_str(), amr, auth_time), ("urn:xacthuc:loa:as2:1fa", vec!["pwd".to_string()], 1000));
 
     // AS too low is not a step-up.
     assert_eq!(
-        decide(&req(&["urn:xacthuc:loa:as2:1fa"], None, false), Some(&as1), None, 1100),
-        AuthorizeDecision::InsufficientAssurance { required: AsLevel::As2, current: AsLevel::As1 }
+        d(&req(&["urn:xacthuc:loa:as2:1fa"], None, false), Some(&as1), None, 1100),
+        AuthorizeDecision::InsufficientAssurance {
+            required: AsLevel::As2,
+            current: AsLevel::As1,
+            rule: "acr_values:urn:xacthuc:loa:as2:1fa".into()
+        }
     );
     // A preferred value out of reach, a second one satisfied: issue.
     assert!(matches!(
-        decide(&req(&["urn:xacthuc:loa:as3:1fa", "urn:xacthuc:loa:as1:1fa"], None, false), Some(&as2), None, 1100),
+        d(&req(&["urn:xacthuc:loa:as3:1fa", "urn:xacthuc:loa:as1:1fa"], None, false), Some(&as2), None, 1100),
         AuthorizeDecision::Issue { .. }
     ));
-    // 2fa asked, account has a second factor: authenticate further.
-    assert_eq!(
-        decide(&req(&["urn:xacthuc:loa:as2:2fa"], None, false), Some(&as2_totp), None, 1100),
-        AuthorizeDecision::Authenticate { mechanism: Mechanism::TwoFactor }
-    );
-    // 2fa asked, account has only a password: unmet.
-    assert_eq!(
-        decide(&req(&["urn:xacthuc:loa:as2:2fa"], None, false), Some(&as2), None, 1100),
-        AuthorizeDecision::Unmet { required: Mechanism::TwoFactor }
-    );
+    // 2fa asked with a password in the session: a step-up to 2fa (the service checks the
+    // account can reach it).
+    let AuthorizeDecision::StepUp { target } =
+        d(&req(&["urn:xacthuc:loa:as2:2fa"], None, false), Some(&as2), None, 1100)
+    else {
+        unreachable!()
+    };
+    assert_eq!((target.mechanism, target.not_before), (Mechanism::TwoFactor, None));
     // max_age: the factor is 100 s old.
-    assert!(matches!(
-        decide(&req(&[], Some(60), false), Some(&as2), None, 1100),
-        AuthorizeDecision::Authenticate { .. }
-    ));
-    assert!(matches!(decide(&req(&[], Some(600), false), Some(&as2), None, 1100), AuthorizeDecision::Issue { .. }));
+    assert!(matches!(d(&req(&[], Some(60), false), Some(&as2), None, 1100), AuthorizeDecision::Authenticate { .. }));
+    assert!(matches!(d(&req(&[], Some(600), false), Some(&as2), None, 1100), AuthorizeDecision::Issue { .. }));
     // prompt=login: satisfied only by a sign-in made during this request.
-    assert!(matches!(decide(&req(&[], None, true), Some(&as2), None, 1100), AuthorizeDecision::Authenticate { .. }));
-    assert!(matches!(
-        decide(&req(&[], None, true), Some(&as2), Some(1001), 1100),
-        AuthorizeDecision::Authenticate { .. }
-    ));
-    assert!(matches!(decide(&req(&[], None, true), Some(&as2), Some(990), 1100), AuthorizeDecision::Issue { .. }));
+    assert!(matches!(d(&req(&[], None, true), Some(&as2), None, 1100), AuthorizeDecision::Authenticate { .. }));
+    assert!(matches!(d(&req(&[], None, true), Some(&as2), Some(1001), 1100), AuthorizeDecision::Authenticate { .. }));
+    assert!(matches!(d(&req(&[], None, true), Some(&as2), Some(990), 1100), AuthorizeDecision::Issue { .. }));
     // max_age=0 is met by a sign-in during this request, even a second later.
-    assert!(matches!(decide(&req(&[], Some(0), false), Some(&as2), Some(1000), 1001), AuthorizeDecision::Issue { .. }));
-    assert!(matches!(
-        decide(&req(&[], Some(0), false), Some(&as2), None, 1001),
-        AuthorizeDecision::Authenticate { .. }
-    ));
+    assert!(matches!(d(&req(&[], Some(0), false), Some(&as2), Some(1000), 1001), AuthorizeDecision::Issue { .. }));
+    assert!(matches!(d(&req(&[], Some(0), false), Some(&as2), None, 1001), AuthorizeDecision::Authenticate { .. }));
     // Too low for every value: the lowest required level is named.
-    assert_eq!(
-        decide(&req(&["urn:xacthuc:loa:as4:1fa", "urn:xacthuc:loa:as3:1fa"], None, false), Some(&as1), None, 1100),
-        AuthorizeDecision::InsufficientAssurance { required: AsLevel::As3, current: AsLevel::As1 }
-    );
+    assert!(matches!(
+        d(&req(&["urn:xacthuc:loa:as4:1fa", "urn:xacthuc:loa:as3:1fa"], None, false), Some(&as1), None, 1100),
+        AuthorizeDecision::InsufficientAssurance { required: AsLevel::As3, current: AsLevel::As1, .. }
+    ));
+}
+
+/// A level-4 service whose payment needs a fresh second factor.
+fn level4() -> PolicySet {
+    crate::policy::parse_str(
+        std::path::Path::new("p.toml"),
+        r#"
+        [service.s]
+        name = "Đăng ký hộ kinh doanh"
+        level = 4
+        clients = ["portal"]
+        login = { min_as = "as3", mechanism = "1fa" }
+        [service.s.actions.payment]
+        min_as = "as3"
+        mechanism = "2fa"
+        max_age = "5m"
+        "#,
+    )
+    .unwrap_or_else(|e| unreachable!("{e}"))
+}
+
+fn payment_request(details: bool) -> ValidatedAuthorize {
+    let mut r = raw();
+    if details {
+        r.authorization_details = Some(
+            r#"[{"type":"payment","amount":"1250000","currency":"VND","payee":"UBND","reference":"HKD-1"}]"#.into(),
+        );
+    } else {
+        r.acr_values = Some("urn:xacthuc:action:payment".into());
+    }
+    validate(&r, &client(ClientKind::Public)).unwrap_or_else(|_| unreachable!())
+}
+
+#[test]
+fn actions_step_up_and_approval() {
+    let set = level4();
+    let pwd = [VerifiedFactor { method: Method::Password, at: 1000 }];
+    let both =
+        [VerifiedFactor { method: Method::Password, at: 1000 }, VerifiedFactor { method: Method::Totp, at: 1090 }];
+    let as3 = view(AsLevel::As3, &pwd);
+    let as3_2fa = view(AsLevel::As3, &both);
+
+    // The action comes from acr_values or from the type of the authorization detail.
+    assert_eq!(payment_request(false).actions, vec!["payment"]);
+    assert_eq!(payment_request(true).actions, vec!["payment"]);
+
+    // Password only: a step-up to 2fa, fresh within 5 minutes.
+    let AuthorizeDecision::StepUp { target } = decide(&payment_request(false), &set, Some(&as3), None, 1100) else {
+        unreachable!()
+    };
+    assert_eq!((target.mechanism, target.not_before), (Mechanism::TwoFactor, Some(800)));
+    // The password is 10 minutes old: nothing to build on, sign in again.
+    assert!(matches!(
+        decide(&payment_request(false), &set, Some(&as3), None, 1600),
+        AuthorizeDecision::Authenticate { mechanism: Mechanism::TwoFactor }
+    ));
+    // With the second factor: issued at 2fa.
+    let AuthorizeDecision::Issue { acr, .. } = decide(&payment_request(false), &set, Some(&as3_2fa), None, 1100) else {
+        unreachable!()
+    };
+    assert_eq!(acr.to_string(), "urn:xacthuc:loa:as3:2fa");
+    // Details: approval first, by this account.
+    let mut req = payment_request(true);
+    assert_eq!(decide(&req, &set, Some(&as3_2fa), None, 1100), AuthorizeDecision::Approve);
+    req.approved_by = Some("someone else".into());
+    assert_eq!(decide(&req, &set, Some(&as3_2fa), None, 1100), AuthorizeDecision::Approve);
+    req.approved_by = Some("a1".into());
+    assert!(matches!(decide(&req, &set, Some(&as3_2fa), None, 1100), AuthorizeDecision::Issue { .. }));
+    // Registration is checked before the approval.
+    let as2 = view(AsLevel::As2, &both);
+    assert!(matches!(
+        decide(&payment_request(true), &set, Some(&as2), None, 1100),
+        AuthorizeDecision::InsufficientAssurance { required: AsLevel::As3, .. }
+    ));
+    // An action the service does not define is refused.
+    let mut r = raw();
+    r.acr_values = Some("urn:xacthuc:action:withdraw".into());
+    let req = validate(&r, &client(ClientKind::Public)).unwrap_or_else(|_| unreachable!());
+    let AuthorizeDecision::Refuse(e) = decide(&req, &set, Some(&as3_2fa), None, 1100) else { unreachable!() };
+    assert_eq!(e.code, "invalid_request");
 }
 
 #[test]

@@ -43,6 +43,7 @@ fn id_token(client_id: &str, sid: &str) -> String {
             issued_at: 1_000,
             expires_at: 1_300,
             access_token: "at",
+            verified_claims: None,
         },
     )
     .unwrap()
@@ -104,6 +105,7 @@ fn request_checks_table() {
             issued_at: 1,
             expires_at: 2,
             access_token: "at",
+            verified_claims: None,
         },
     )
     .unwrap();
