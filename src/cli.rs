@@ -273,7 +273,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listen: std::net::SocketAddr = config.listen.parse().context("listen")?;
     let state = crate::app::build_state(config, now()).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(issuer = state.issuer(), %listen, "xacthuc is serving");
     if state.demo.is_some() {
         if state.config.development {
             crate::service::accounts::ensure_demo_citizen(&state, now()).await?;
@@ -319,6 +318,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(tls) = tls.clone() {
         tokio::spawn(reload_tls_on_hangup(tls));
     }
+    // Last: everything above (the pid file, the signal handlers) is in place once this is logged.
+    tracing::info!(issuer = state.issuer(), %listen, "xacthuc is serving");
     let app = crate::app::router(state);
     match tls {
         Some(tls) => {

@@ -86,7 +86,8 @@ fn details(ctx: &WebCtx, details: &[AuthorizationDetail]) -> Vec<DetailView> {
 
 /// What a step-up page says about the request: the service, the actions and their details, and
 /// what must be reached (e.g. "2 yếu tố, trong vòng 5 phút").
-pub fn why(ctx: &WebCtx, info: &PendingInfo, target: Option<&StepUpTarget>) -> Value {
+/// `now` must be the time the target was decided at, so the window reads exactly (`5 phút`).
+pub fn why(ctx: &WebCtx, info: &PendingInfo, target: Option<&StepUpTarget>, now: i64) -> Value {
     let actions: Vec<String> = info.actions.iter().map(|a| action_title(ctx, a)).collect();
     let need = target.map(|t| {
         let mut s = ctx.t(&format!("mechanism_{}", t.mechanism.as_str()));
@@ -95,7 +96,7 @@ pub fn why(ctx: &WebCtx, info: &PendingInfo, target: Option<&StepUpTarget>) -> V
         }
         s
     });
-    let within = target.and_then(|t| t.not_before).map(|nb| duration_words(ctx, (now() - nb).max(0)));
+    let within = target.and_then(|t| t.not_before).map(|nb| duration_words(ctx, (now - nb).max(0)));
     context! {
         client_name => info.client_name.clone(),
         service_name => info.service_name.clone(),

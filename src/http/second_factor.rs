@@ -51,8 +51,9 @@ async fn step_page(
     error: String,
     sent: Option<(&str, String)>,
 ) -> Response {
+    let decided_at = now();
     let step_up = match ctx.session.as_ref().filter(|_| !pending.is_empty()) {
-        Some(session) => match authorize::step_up_info(state, pending, session, now()).await {
+        Some(session) => match authorize::step_up_info(state, pending, session, decided_at).await {
             Ok(info) => info,
             Err(e) => return service_failure(ctx, e),
         },
@@ -86,7 +87,7 @@ async fn step_page(
         }
         _ => false,
     };
-    let why = step_up.as_ref().map(|s| super::approve::why(&ctx, &s.pending, s.target.as_ref()));
+    let why = step_up.as_ref().map(|s| super::approve::why(&ctx, &s.pending, s.target.as_ref(), decided_at));
     ctx.page(
         status,
         "second_factor.html",

@@ -428,7 +428,7 @@ fn policy_reload_signals_the_running_gateway() {
     let mut child = serve.spawn().unwrap();
     let read_log = || std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
     let wait_for = |needle: &str| {
-        for _ in 0..200 {
+        for _ in 0..600 {
             if read_log().contains(needle) {
                 return true;
             }
@@ -526,7 +526,7 @@ async fn the_gateway_serves_tls_redirects_http_and_reloads_its_certificate() {
     let outcome = async {
         let url = format!("https://localhost:{port}/healthz");
         let mut up = None;
-        for _ in 0..100 {
+        for _ in 0..600 {
             if let Ok(r) = trusting(&first).get(&url).send().await {
                 up = Some(r);
                 break;
@@ -550,7 +550,7 @@ async fn the_gateway_serves_tls_redirects_http_and_reloads_its_certificate() {
         // A new certificate, then SIGHUP: new connections get it.
         let second = self_signed(&tls, "xacthuc test 2");
         assert!(Command::new("kill").args(["-HUP", &child.0.id().to_string()]).status().unwrap().success());
-        for _ in 0..100 {
+        for _ in 0..300 {
             if read_log().contains("TLS certificate reloaded") {
                 break;
             }
@@ -560,6 +560,6 @@ async fn the_gateway_serves_tls_redirects_http_and_reloads_its_certificate() {
         assert_eq!(trusting(&second).get(&url).send().await.unwrap().status(), 200);
         assert!(trusting(&first).get(&url).send().await.is_err(), "the old certificate is no longer served");
     };
-    tokio::time::timeout(std::time::Duration::from_secs(60), outcome).await.expect("timed out");
+    tokio::time::timeout(std::time::Duration::from_secs(120), outcome).await.expect("timed out");
     drop(child);
 }

@@ -233,7 +233,7 @@ async fn a_payment_asks_only_for_the_missing_second_factor_and_the_token_carries
 
 #[tokio::test]
 async fn a_step_up_older_than_the_actions_max_age_is_asked_again() {
-    let server = server_with("4s").await;
+    let server = server_with("6s").await;
     let (_, codes) = citizen(&server, xacthuc::assurance::AsLevel::As3).await;
     let http = client();
     let payment = [("acr_values", "urn:xacthuc:action:payment")];
@@ -248,9 +248,9 @@ async fn a_step_up_older_than_the_actions_max_age_is_asked_again() {
     let first = tokens(&server, CLIENT, &cb).await;
     assert_eq!(claims(first["id_token"].as_str().unwrap())["acr"], "urn:xacthuc:loa:as3:2fa");
 
-    // Five seconds later both factors are too old for the payment: nothing fresh to build on,
+    // Seven seconds later both factors are too old for the payment: nothing fresh to build on,
     // so a new sign-in, then the second factor again.
-    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
     let (login, page) = follow(&server, &http, authorize_url(&server, CLIENT, &payment)).await;
     assert!(login.contains("/login?r="), "{login}");
     let resume = password(&server, &http, &page.unwrap()).await;
@@ -274,7 +274,7 @@ async fn a_step_up_older_than_the_actions_max_age_is_asked_again() {
     assert_eq!(refreshed.status(), 200, "the earlier grant is alive");
 
     // A plain request needs no freshness: no step-up, no sign-in.
-    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
     let (cb, _) = follow(&server, &http, authorize_url(&server, CLIENT, &[])).await;
     assert!(cb.starts_with(CB), "{cb}");
     // prompt=none on a stale payment: no page, login_required to the portal.
