@@ -20,6 +20,7 @@ mod store_contract;
 mod store_contract_certificates;
 mod store_contract_hardening;
 mod store_contract_proofing;
+mod store_contract_throttle_race;
 mod store_contract_webauthn;
 mod structure;
 mod tokens;

@@ -50,16 +50,30 @@ impl PgStore {
         update: &ThrottleFn<'_>,
     ) -> StoreResult<Option<ThrottleState>> {
         let mut tx = self.write().await?;
-        // A blank row to lock when there is none yet; `RETURNING` tells that it is new.
-        let created: Option<String> = sqlx::query_scalar(
-            "INSERT INTO throttle (key, failures, window_start, consecutive, locked_until, hard_locked, updated_at) \
-             VALUES ($1, 0, 0, 0, NULL, 0, 0) ON CONFLICT (key) DO NOTHING RETURNING key",
-        )
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let locked: ThrottleState =
-            sqlx::query_as::<_, ThrottleRow>(SELECT_THROTTLE_FOR_UPDATE).bind(key).fetch_one(&mut *tx).await?.into();
+        // A blank row to lock when there is none yet; `RETURNING` tells that it is new. Under
+        // READ COMMITTED the row seen by the INSERT can be deleted by a concurrent transaction
+        // (a successful sign-in clears the counter) before `FOR UPDATE` locks it, which then
+        // finds nothing (found by the load benchmark, docs/performance.md). A transaction-level
+        // advisory lock on the key serialises the updates of one counter; a purge can still
+        // delete the row in between, hence inserting again.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1)::bigint)").bind(key).execute(&mut *tx).await?;
+        let mut attempts = 0;
+        let (created, locked) = loop {
+            let created: Option<String> = sqlx::query_scalar(
+                "INSERT INTO throttle (key, failures, window_start, consecutive, locked_until, hard_locked, updated_at) \
+                 VALUES ($1, 0, 0, 0, NULL, 0, 0) ON CONFLICT (key) DO NOTHING RETURNING key",
+            )
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            attempts += 1;
+            let row = sqlx::query_as::<_, ThrottleRow>(SELECT_THROTTLE_FOR_UPDATE).bind(key).fetch_optional(&mut *tx);
+            match row.await? {
+                Some(row) => break (created, ThrottleState::from(row)),
+                None if attempts < 5 => continue,
+                None => return Err(sqlx::Error::RowNotFound.into()),
+            }
+        };
         let current = if created.is_some() { None } else { Some(locked) };
         let out = update(current.as_ref());
         match &out.state {

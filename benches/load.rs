@@ -1,0 +1,1067 @@
+//! Load benchmark (issue 10; method and figures in docs/performance.md).
+//!
+//! Runs the release `xacthuc serve` binary on a free loopback port, first on SQLite (a temp
+//! data dir), then on a fresh PostgreSQL database, seeds it through the operator's command line
+//! (`client add`, `account add`) and over HTTP (a signed-in session, authorization codes,
+//! refresh tokens), drives it with an async load generator in this process (N workers for a
+//! fixed time, per-request latency), and prints one table, also written to
+//! `bench/last-run.txt`.
+//!
+//! `cargo bench --bench load [-- --quick] [-- --sqlite-only]`, or `bench/run [--quick]`.
+//! The load generator shares the machine's cores with the gateway: the figures are a floor.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+
+const BIN: &str = env!("CARGO_BIN_EXE_xacthuc");
+const PG_ENV: &str = "XACTHUC_BENCH_POSTGRES_URL";
+const PG_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/test";
+const CB: &str = "http://127.0.0.1/bench/cb";
+const PASSWORD: &str = "hoa sen nở giữa đầm 2024";
+const USERNAME: &str = "bench";
+const CONCURRENCY: [usize; 3] = [1, 16, 64];
+
+/// Run settings: the default run, or `--quick` (a smoke run of the same steps).
+struct Plan {
+    quick: bool,
+    /// Length of one measurement cell.
+    cell: Duration,
+    /// Authorization codes generated per cell (codes are single use).
+    codes_per_cell: usize,
+    /// Time allowed to seed the bulk accounts and sessions.
+    seed_budget: Duration,
+    accounts: u64,
+    sessions: u64,
+    postgres: Option<String>,
+}
+
+/// One measured cell: what, where, and the figures.
+struct Row {
+    backend: &'static str,
+    what: String,
+    concurrency: String,
+    ok: u64,
+    errors: u64,
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    note: String,
+}
+
+#[derive(Default)]
+struct Report {
+    rows: Vec<Row>,
+    facts: Vec<(String, String)>,
+}
+
+impl Report {
+    fn fact(&mut self, k: impl Into<String>, v: impl Into<String>) {
+        let (k, v) = (k.into(), v.into());
+        eprintln!("  {k}: {v}");
+        self.facts.push((k, v));
+    }
+
+    fn row(&mut self, backend: &'static str, what: &str, conc: usize, s: &Stats, note: &str) {
+        eprintln!(
+            "  {backend} {what} c={conc}: {:.0} req/s p50 {:.2} ms p99 {:.2} ms ({} ok, {} errors){}",
+            s.rps(),
+            s.pct(0.50),
+            s.pct(0.99),
+            s.ok(),
+            s.errors,
+            s.first_error.as_deref().map(|e| format!(" first error: {e}")).unwrap_or_default()
+        );
+        let mut note = note.to_string();
+        if s.stopped_early {
+            note = join(&note, "ran out of pre-generated codes");
+        }
+        if let Some(e) = &s.first_error {
+            note = join(&note, &format!("error: {}", e.chars().take(60).collect::<String>()));
+        }
+        self.rows.push(Row {
+            backend,
+            what: what.to_string(),
+            concurrency: conc.to_string(),
+            ok: s.ok(),
+            errors: s.errors,
+            rps: s.rps(),
+            p50_ms: s.pct(0.50),
+            p99_ms: s.pct(0.99),
+            note,
+        });
+    }
+
+    fn render(&self, header: &str) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "{header}");
+        let heads = ["backend", "measurement", "conc", "ok", "err", "req/s", "p50 ms", "p99 ms", "note"];
+        let cells: Vec<[String; 9]> = self
+            .rows
+            .iter()
+            .map(|r| {
+                [
+                    r.backend.to_string(),
+                    r.what.clone(),
+                    r.concurrency.clone(),
+                    r.ok.to_string(),
+                    r.errors.to_string(),
+                    format!("{:.0}", r.rps),
+                    format!("{:.2}", r.p50_ms),
+                    format!("{:.2}", r.p99_ms),
+                    r.note.clone(),
+                ]
+            })
+            .collect();
+        let mut w = heads.map(|h| h.chars().count());
+        for c in &cells {
+            for (i, v) in c.iter().enumerate() {
+                w[i] = w[i].max(v.chars().count());
+            }
+        }
+        let line = |vals: [&str; 9]| {
+            let mut l = String::new();
+            for (i, v) in vals.iter().enumerate() {
+                let pad = w[i] - v.chars().count();
+                // Text columns left-aligned, figures right-aligned.
+                if (2..=7).contains(&i) {
+                    l.push_str(&" ".repeat(pad));
+                    l.push_str(v);
+                } else {
+                    l.push_str(v);
+                    if i < 8 {
+                        l.push_str(&" ".repeat(pad));
+                    }
+                }
+                if i < 8 {
+                    l.push_str("  ");
+                }
+            }
+            l.trim_end().to_string()
+        };
+        let _ = writeln!(out, "{}", line(heads));
+        let _ = writeln!(out, "{}", line(w.map(|n| "-".repeat(n)).each_ref().map(|s| s.as_str())));
+        for c in &cells {
+            let _ = writeln!(out, "{}", line(c.each_ref().map(|s| s.as_str())));
+        }
+        let _ = writeln!(out);
+        let kw = self.facts.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+        for (k, v) in &self.facts {
+            let _ = writeln!(out, "{k}{}  {v}", " ".repeat(kw - k.chars().count()));
+        }
+        out
+    }
+}
+
+fn join(a: &str, b: &str) -> String {
+    if a.is_empty() { b.to_string() } else { format!("{a}; {b}") }
+}
+
+/// Latencies of one cell.
+#[derive(Default)]
+struct Stats {
+    lat: Vec<Duration>,
+    errors: u64,
+    elapsed: Duration,
+    first_error: Option<String>,
+    stopped_early: bool,
+}
+
+impl Stats {
+    fn ok(&self) -> u64 {
+        self.lat.len() as u64
+    }
+    fn rps(&self) -> f64 {
+        let s = self.elapsed.as_secs_f64();
+        if s > 0.0 { self.ok() as f64 / s } else { 0.0 }
+    }
+    fn pct(&self, p: f64) -> f64 {
+        if self.lat.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.lat.len() as f64 * p).ceil() as usize).clamp(1, self.lat.len()) - 1;
+        self.lat[i].as_secs_f64() * 1000.0
+    }
+}
+
+/// What one request of a worker did.
+enum Step {
+    Done,
+    /// No more work (the pre-generated codes ran out).
+    Exhausted,
+}
+
+/// Runs `conc` workers, each calling `op(worker)` in a loop for `dur`; each successful call is
+/// one latency sample.
+async fn measure<F, Fut>(conc: usize, dur: Duration, op: F) -> Stats
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Step, String>> + Send,
+{
+    let op = Arc::new(op);
+    let stop = Arc::new(AtomicBool::new(false));
+    let exhausted = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let deadline = start + dur;
+    let mut handles = Vec::new();
+    for w in 0..conc {
+        let (op, stop, exhausted) = (op.clone(), stop.clone(), exhausted.clone());
+        handles.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let (mut errors, mut first_error) = (0u64, None);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let t = Instant::now();
+                match op(w).await {
+                    Ok(Step::Done) => lat.push(t.elapsed()),
+                    Ok(Step::Exhausted) => {
+                        exhausted.store(true, Ordering::Relaxed);
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        first_error.get_or_insert(e);
+                        if errors > 1000 {
+                            break;
+                        }
+                    }
+                }
+            }
+            (lat, errors, first_error)
+        }));
+    }
+    let mut stats = Stats::default();
+    for h in handles {
+        let (lat, errors, first_error) = h.await.unwrap();
+        stats.lat.extend(lat);
+        stats.errors += errors;
+        if stats.first_error.is_none() {
+            stats.first_error = first_error;
+        }
+    }
+    stats.elapsed = start.elapsed();
+    stats.stopped_early = exhausted.load(Ordering::Relaxed);
+    stats.lat.sort();
+    stats
+}
+
+/// A throwaway PostgreSQL database (as tests/it/common.rs `PgDatabase`).
+struct PgDatabase {
+    url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    async fn create(admin_url: &str) -> Result<PgDatabase, String> {
+        let name = format!("xacthuc_bench_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin_url).await.map_err(|e| e.to_string())?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut url = url::Url::parse(admin_url).map_err(|e| e.to_string())?;
+        url.set_path(&name);
+        Ok(PgDatabase { url: url.to_string(), admin_url: admin_url.to_string(), name })
+    }
+
+    async fn drop_db(&self) {
+        if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&self.admin_url).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+}
+
+/// The gateway under test: a `xacthuc serve` child process.
+struct Server {
+    child: Option<Child>,
+    base: String,
+    port: u16,
+    dir: PathBuf,
+    database_url: Option<String>,
+}
+
+impl Server {
+    fn env(&self, cmd: &mut Command) {
+        cmd.env("XACTHUC_DATA_DIR", &self.dir)
+            .env("XACTHUC_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("XACTHUC_ISSUER", &self.base)
+            .env("XACTHUC_POLICIES_DIR", self.dir.join("policies"))
+            .env("XACTHUC_TOKENS__CODE_SECONDS", "600")
+            .env("XACTHUC_DEMO__ENABLED", "false");
+        if let Some(url) = &self.database_url {
+            cmd.env("XACTHUC_DATABASE_URL", url);
+        }
+    }
+
+    fn new(dir: &Path, database_url: Option<String>) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        std::fs::create_dir_all(dir.join("policies")).unwrap();
+        Server { child: None, base: format!("http://127.0.0.1:{port}"), port, dir: dir.to_path_buf(), database_url }
+    }
+
+    /// Starts `serve` and waits for `/healthz`; returns the time to the first served request.
+    async fn start(&mut self, http: &reqwest::Client) -> Duration {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("server.log")).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve").stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+        self.env(&mut cmd);
+        let t = Instant::now();
+        self.child = Some(cmd.spawn().unwrap());
+        loop {
+            if let Ok(r) = http.get(format!("{}/healthz", self.base)).send().await
+                && r.status().is_success()
+            {
+                return t.elapsed();
+            }
+            if let Some(Some(status)) = self.child.as_mut().map(|c| c.try_wait().ok().flatten()) {
+                let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+                panic!("xacthuc serve exited with {status}:\n{log}");
+            }
+            assert!(t.elapsed() < Duration::from_secs(300), "the gateway did not answer /healthz in 300 s");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Stops the gateway as an operator would (SIGINT, its shutdown signal).
+    async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
+            for _ in 0..200 {
+                if child.try_wait().ok().flatten().is_some() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Runs an operator command against the same data dir and database.
+    fn cli(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args);
+        self.env(&mut cmd);
+        let out = cmd.output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "xacthuc {args:?} failed:\n{text}");
+        text
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Resident memory of a process (VmRSS, in MiB).
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// Samples the gateway's RSS every 100 ms while load runs; `max()` is the peak seen.
+struct RssSampler {
+    max_kib: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> RssSampler {
+        let (max_kib, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+        let (m, s) = (max_kib.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !s.load(Ordering::Relaxed) {
+                m.fetch_max((rss_mib(pid) * 1024.0) as u64, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        RssSampler { max_kib, stop }
+    }
+    fn max_mib(&self) -> f64 {
+        self.max_kib.load(Ordering::Relaxed) as f64 / 1024.0
+    }
+}
+
+impl Drop for RssSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A browser: cookie jar, redirects followed by hand.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+fn hidden(html: &str, name: &str) -> Result<String, String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).ok_or_else(|| format!("no input {name} in the page"))? + marker.len();
+    let end = html[start..].find('"').ok_or("unterminated value")? + start;
+    Ok(html[start..end].replace("&#x2f;", "/").replace("&amp;", "&"))
+}
+
+fn location(resp: &reqwest::Response) -> Result<String, String> {
+    resp.headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+        .ok_or_else(|| format!("no Location; status {}", resp.status()))
+}
+
+fn code_of(url: &str) -> Option<String> {
+    url::Url::parse(url).ok()?.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.to_string())
+}
+
+fn authorize_url(server: &Server, client_id: &str, scope: &str) -> String {
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs([
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", CB),
+        ("scope", scope),
+        ("nonce", "bench-nonce"),
+        ("state", "bench-state"),
+    ]);
+    url.to_string()
+}
+
+/// Follows the browser part of a code flow, signing in with the password when the sign-in page
+/// shows; returns the code.
+async fn browser_flow(server: &Server, http: &reqwest::Client, client_id: &str, scope: &str) -> Result<String, String> {
+    let mut url = authorize_url(server, client_id, scope);
+    for _ in 0..8 {
+        if url.starts_with(CB) {
+            return code_of(&url).ok_or_else(|| format!("no code in {url}"));
+        }
+        let resp = http.get(&url).send().await.map_err(|e| e.to_string())?;
+        if resp.status().is_redirection() {
+            url = absolute(server, &location(&resp)?);
+            continue;
+        }
+        let status = resp.status();
+        let page = resp.text().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("{status} at {url}"));
+        }
+        let form = [
+            ("csrf", hidden(&page, "csrf")?),
+            ("r", hidden(&page, "r")?),
+            ("username", USERNAME.to_string()),
+            ("password", PASSWORD.to_string()),
+        ];
+        let resp = http.post(server.url("/login")).form(&form).send().await.map_err(|e| e.to_string())?;
+        if resp.status() != 303 {
+            return Err(format!("sign-in answered {}", resp.status()));
+        }
+        url = absolute(server, &location(&resp)?);
+    }
+    Err(format!("no code after 8 steps, last {url}"))
+}
+
+fn absolute(server: &Server, location: &str) -> String {
+    if location.starts_with('/') { server.url(location) } else { location.to_string() }
+}
+
+/// A signed-in browser's `GET /authorize`: the code, straight away.
+async fn quick_code(server: &Server, http: &reqwest::Client, url: &str) -> Result<String, String> {
+    let resp = http.get(url).send().await.map_err(|e| e.to_string())?;
+    let loc = location(&resp)?;
+    let loc = absolute(server, &loc);
+    code_of(&loc).ok_or_else(|| format!("no code in {loc}"))
+}
+
+async fn token(
+    http: &reqwest::Client,
+    server: &Server,
+    client: &(String, String),
+    form: &[(&str, &str)],
+) -> Result<serde_json::Value, String> {
+    let resp = http
+        .post(server.url("/token"))
+        .basic_auth(&client.0, Some(&client.1))
+        .form(form)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.map_err(|e| format!("{status}: {e}"))?;
+    if status != 200 {
+        return Err(format!("{status}: {body}"));
+    }
+    Ok(body)
+}
+
+/// `n` fresh codes from the signed-in browser, 16 at a time.
+async fn generate_codes(
+    server: &Arc<Server>,
+    browser: &reqwest::Client,
+    client_id: &str,
+    scope: &str,
+    n: usize,
+) -> Vec<String> {
+    let url = Arc::new(authorize_url(server, client_id, scope));
+    let out = Arc::new(Mutex::new(Vec::with_capacity(n)));
+    let left = Arc::new(AtomicU64::new(n as u64));
+    let mut handles = Vec::new();
+    for _ in 0..16 {
+        let (server, browser, url, out, left) =
+            (server.clone(), browser.clone(), url.clone(), out.clone(), left.clone());
+        handles.push(tokio::spawn(async move {
+            let mut failures = 0;
+            while left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1)).is_ok() {
+                match quick_code(&server, &browser, &url).await {
+                    Ok(code) => out.lock().await.push(code),
+                    Err(e) => {
+                        failures += 1;
+                        assert!(failures < 10, "authorization codes cannot be generated: {e}");
+                    }
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    Arc::try_unwrap(out).unwrap().into_inner()
+}
+
+/// One backend's run: every measurement on a fresh gateway.
+async fn run_backend(backend: &'static str, database_url: Option<String>, plan: &Plan, report: &mut Report) {
+    let quick = plan.quick;
+    eprintln!("== {backend}");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = Server::new(tmp.path(), database_url);
+    let probe = reqwest::Client::new();
+    let startup = server.start(&probe).await;
+    report.fact(
+        format!("{backend}: start-up to first /healthz, empty database"),
+        format!("{:.0} ms (migrations and signing key generation included)", startup.as_secs_f64() * 1000.0),
+    );
+    let pid = server.pid();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    report.fact(format!("{backend}: RSS idle after start"), format!("{:.1} MiB", rss_mib(pid)));
+
+    // Seeding: clients and the citizen through the operator's command line.
+    let secret = "bench-secret-0123456789abcdefghijklmnopqrstuv";
+    let secret_file = tmp.path().join("secret");
+    std::fs::write(&secret_file, secret).unwrap();
+    let pw_file = tmp.path().join("password");
+    std::fs::write(&pw_file, PASSWORD).unwrap();
+    for alg in ["ES256", "PS256"] {
+        let id = format!("bench-{}", alg.to_lowercase());
+        server.cli(&[
+            "client",
+            "add",
+            "--id",
+            &id,
+            "--redirect-uri",
+            CB,
+            "--alg",
+            alg,
+            "--secret-file",
+            secret_file.to_str().unwrap(),
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "openid",
+            "--scope",
+            "profile",
+            "--scope",
+            "offline_access",
+            "--scope",
+            "bench.read",
+        ]);
+    }
+    server.cli(&[
+        "account",
+        "add",
+        "--username",
+        USERNAME,
+        "--password-file",
+        pw_file.to_str().unwrap(),
+        "--as-level",
+        "1",
+    ]);
+    let es = ("bench-es256".to_string(), secret.to_string());
+    let ps = ("bench-ps256".to_string(), secret.to_string());
+    let server = Arc::new(server);
+
+    // One browser signs in once; its session then gets codes without a password.
+    let signed_in = browser();
+    let first = browser_flow(&server, &signed_in, &es.0, "openid").await.unwrap();
+    token(&probe, &server, &es, &[("grant_type", "authorization_code"), ("code", &first), ("redirect_uri", CB)])
+        .await
+        .unwrap();
+
+    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
+    let sampler = RssSampler::start(pid);
+
+    // Token endpoint: authorization_code, per ID token algorithm.
+    for (client, label) in [(&es, "token authorization_code ES256"), (&ps, "token authorization_code PS256")] {
+        for conc in CONCURRENCY {
+            let codes = generate_codes(&server, &signed_in, &client.0, "openid profile", plan.codes_per_cell).await;
+            let codes = Arc::new(std::sync::Mutex::new(codes));
+            let (http, server, client) = (http.clone(), server.clone(), client.clone());
+            let s = measure(conc, plan.cell, move |_| {
+                let (http, server, client, codes) = (http.clone(), server.clone(), client.clone(), codes.clone());
+                async move {
+                    let Some(code) = codes.lock().unwrap().pop() else { return Ok(Step::Exhausted) };
+                    token(
+                        &http,
+                        &server,
+                        &client,
+                        &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CB)],
+                    )
+                    .await?;
+                    Ok(Step::Done)
+                }
+            })
+            .await;
+            report.row(backend, label, conc, &s, "");
+        }
+    }
+
+    report.fact(format!("{backend}: RSS after the authorization_code cells"), format!("{:.1} MiB", rss_mib(pid)));
+
+    // refresh_token: each worker follows its own rotation chain (each token is single use).
+    for conc in CONCURRENCY {
+        let codes = generate_codes(&server, &signed_in, &es.0, "openid offline_access", conc).await;
+        let mut chains = Vec::new();
+        for code in codes {
+            let body = token(
+                &http,
+                &server,
+                &es,
+                &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CB)],
+            )
+            .await
+            .unwrap();
+            chains
+                .push(Arc::new(std::sync::Mutex::new(body["refresh_token"].as_str().unwrap_or_default().to_string())));
+        }
+        let chains = Arc::new(chains);
+        let (http, server, client) = (http.clone(), server.clone(), es.clone());
+        let s = measure(conc, plan.cell, move |w| {
+            let (http, server, client, chains) = (http.clone(), server.clone(), client.clone(), chains.clone());
+            async move {
+                let rt = chains[w].lock().unwrap().clone();
+                let body =
+                    token(&http, &server, &client, &[("grant_type", "refresh_token"), ("refresh_token", &rt)]).await?;
+                let next = body["refresh_token"].as_str().ok_or("no rotated refresh token")?;
+                *chains[w].lock().unwrap() = next.to_string();
+                Ok(Step::Done)
+            }
+        })
+        .await;
+        report.row(backend, "token refresh_token (ES256)", conc, &s, "");
+    }
+
+    // client_credentials: nothing to seed.
+    for conc in CONCURRENCY {
+        let (http, server, client) = (http.clone(), server.clone(), es.clone());
+        let s = measure(conc, plan.cell, move |_| {
+            let (http, server, client) = (http.clone(), server.clone(), client.clone());
+            async move {
+                token(&http, &server, &client, &[("grant_type", "client_credentials"), ("scope", "bench.read")])
+                    .await?;
+                Ok(Step::Done)
+            }
+        })
+        .await;
+        report.row(backend, "token client_credentials", conc, &s, "");
+    }
+
+    report.fact(format!("{backend}: RSS after the token endpoint cells"), format!("{:.1} MiB", rss_mib(pid)));
+
+    // Discovery and JWKS.
+    for (path, label) in [("/.well-known/openid-configuration", "discovery"), ("/jwks.json", "JWKS")] {
+        for conc in CONCURRENCY {
+            let (http, url) = (http.clone(), Arc::new(server.url(path)));
+            let s = measure(conc, plan.cell, move |_| {
+                let (http, url) = (http.clone(), url.clone());
+                async move {
+                    let resp = http.get(url.as_str()).send().await.map_err(|e| e.to_string())?;
+                    let status = resp.status();
+                    resp.bytes().await.map_err(|e| e.to_string())?;
+                    if status != 200 {
+                        return Err(status.to_string());
+                    }
+                    Ok(Step::Done)
+                }
+            })
+            .await;
+            report.row(backend, label, conc, &s, "");
+        }
+    }
+
+    report.fact(format!("{backend}: RSS after discovery and JWKS"), format!("{:.1} MiB", rss_mib(pid)));
+
+    // Password sign-in alone, and the full browserless flow, in fresh browsers. The raw
+    // Argon2id rate is measured right before and after, with the gateway idle, so both see the
+    // same machine (other work on a shared machine moves both).
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let login_conc = (cores * 2).max(4);
+    // The limit with one hashing thread per core, and with as many threads as sign-ins offered
+    // at once: on a shared machine the scheduler gives a process CPU per runnable thread, so
+    // only the second is a fair comparison with the gateway's blocking pool.
+    let raw_cores = tokio::task::spawn_blocking(move || raw_argon2_rate(plan_raw(quick), cores)).await.unwrap();
+    let raw_before = tokio::task::spawn_blocking(move || raw_argon2_rate(plan_raw(quick), login_conc)).await.unwrap();
+    let signin_rate = {
+        let server = server.clone();
+        let s = measure(login_conc, plan.cell * 2, move |_| {
+            let server = server.clone();
+            async move {
+                let b = browser();
+                let page = b.get(server.url("/login")).send().await.map_err(|e| e.to_string())?;
+                let page = page.text().await.map_err(|e| e.to_string())?;
+                let form = [
+                    ("csrf", hidden(&page, "csrf")?),
+                    ("username", USERNAME.to_string()),
+                    ("password", PASSWORD.to_string()),
+                ];
+                let resp = b.post(server.url("/login")).form(&form).send().await.map_err(|e| e.to_string())?;
+                if resp.status() != 303 {
+                    return Err(format!("sign-in answered {}", resp.status()));
+                }
+                Ok(Step::Done)
+            }
+        })
+        .await;
+        report.row(backend, "password sign-in (GET+POST /login)", login_conc, &s, "");
+        s.rps()
+    };
+    let raw_after = tokio::task::spawn_blocking(move || raw_argon2_rate(plan_raw(quick), login_conc)).await.unwrap();
+    let raw = (raw_before.0 + raw_after.0) / 2.0;
+    report.fact(
+        format!("{backend}: raw Argon2id verifications/s, {cores} threads"),
+        format!("{:.1} (one thread per core)", raw_cores.0),
+    );
+    report.fact(
+        format!("{backend}: raw Argon2id verifications/s, {login_conc} threads"),
+        format!(
+            "{raw:.1} (mean of {:.1} before and {:.1} after the sign-in cell; {} threads; m={} KiB, t={}, p={}, the gateway's defaults)",
+            raw_before.0, raw_after.0, raw_before.2, raw_before.1.memory_kib, raw_before.1.iterations, raw_before.1.parallelism
+        ),
+    );
+    report.fact(
+        format!("{backend}: password sign-in / raw Argon2id"),
+        format!("{:.2} ({signin_rate:.1} sign-ins/s ÷ {raw:.1} hashes/s; goal ≥ 0.9)", signin_rate / raw),
+    );
+    report.fact(format!("{backend}: RSS after password sign-in"), format!("{:.1} MiB", rss_mib(pid)));
+    for conc in [1, login_conc] {
+        let (http, server, client) = (http.clone(), server.clone(), es.clone());
+        let s = measure(conc, plan.cell * 2, move |_| {
+            let (http, server, client) = (http.clone(), server.clone(), client.clone());
+            async move {
+                let code = browser_flow(&server, &browser(), &client.0, "openid").await?;
+                token(
+                    &http,
+                    &server,
+                    &client,
+                    &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CB)],
+                )
+                .await?;
+                Ok(Step::Done)
+            }
+        })
+        .await;
+        report.row(backend, "full sign-in flow (authorize→password→code→token)", conc, &s, "flows/s");
+    }
+    report.fact(format!("{backend}: RSS peak under load"), format!("{:.1} MiB", sampler.max_mib()));
+    drop(sampler);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    report.fact(format!("{backend}: RSS after load"), format!("{:.1} MiB", rss_mib(pid)));
+
+    // Many accounts and sessions: seeded straight into the database with the gateway stopped.
+    let mut server = Arc::try_unwrap(server).ok().expect("no other holder of the server");
+    server.stop().await;
+    let (accounts, sessions, took) = bulk_seed(&server, plan).await;
+    let short = if accounts < plan.accounts { " (fewer than asked: the time budget ran out)" } else { "" };
+    report.fact(
+        format!("{backend}: bulk seed"),
+        format!(
+            "{accounts} accounts + {sessions} sessions in {:.1} s{short}, direct SQL in one transaction (bypasses the Store API and the audit log)",
+            took.as_secs_f64()
+        ),
+    );
+    let startup = server.start(&probe).await;
+    report.fact(
+        format!("{backend}: start-up to first /healthz, seeded"),
+        format!("{:.0} ms", startup.as_secs_f64() * 1000.0),
+    );
+    let pid = server.pid();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    report.fact(format!("{backend}: RSS idle, seeded"), format!("{:.1} MiB", rss_mib(pid)));
+    let server = Arc::new(server);
+    let sampler = RssSampler::start(pid);
+    {
+        let server2 = server.clone();
+        let (http, server, client) = (http.clone(), server.clone(), es.clone());
+        let s = measure(16, plan.cell, move |_| {
+            let (http, server, client) = (http.clone(), server.clone(), client.clone());
+            async move {
+                token(&http, &server, &client, &[("grant_type", "client_credentials"), ("scope", "bench.read")])
+                    .await?;
+                Ok(Step::Done)
+            }
+        })
+        .await;
+        report.row(backend, "token client_credentials, seeded", 16, &s, "");
+        let s = measure(login_conc, plan.cell * 2, move |_| {
+            let server = server2.clone();
+            async move {
+                let b = browser();
+                let page = b.get(server.url("/login")).send().await.map_err(|e| e.to_string())?;
+                let page = page.text().await.map_err(|e| e.to_string())?;
+                let form = [
+                    ("csrf", hidden(&page, "csrf")?),
+                    ("username", USERNAME.to_string()),
+                    ("password", PASSWORD.to_string()),
+                ];
+                let resp = b.post(server.url("/login")).form(&form).send().await.map_err(|e| e.to_string())?;
+                if resp.status() != 303 {
+                    return Err(format!("sign-in answered {}", resp.status()));
+                }
+                Ok(Step::Done)
+            }
+        })
+        .await;
+        report.row(backend, "password sign-in, seeded", login_conc, &s, "");
+    }
+    report.fact(format!("{backend}: RSS peak under load, seeded"), format!("{:.1} MiB", sampler.max_mib()));
+    drop(sampler);
+    let mut server = Arc::try_unwrap(server).ok().expect("no other holder of the server");
+    server.stop().await;
+    // Server-side errors (a 500 shows only as a status to the load generator).
+    let log = std::fs::read_to_string(tmp.path().join("server.log")).unwrap_or_default();
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+    if let Some(first) = errors.first() {
+        let first: String = strip_ansi(first).chars().take(400).collect();
+        eprintln!("{backend}: {} ERROR lines in the gateway's log, first: {first}", errors.len());
+        report.fact(format!("{backend}: gateway log"), format!("{} ERROR lines, first: {first}", errors.len()));
+    }
+}
+
+/// The log line without its terminal colours.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn plan_raw(quick: bool) -> Duration {
+    if quick { Duration::from_secs(2) } else { Duration::from_secs(5) }
+}
+
+/// Inserts up to `plan.accounts` accounts and `plan.sessions` live sessions in batches inside one
+/// transaction, stopping at the time budget. Sessions copy the `factors` of the bench citizen's
+/// real session, so they read back as the gateway writes them.
+async fn bulk_seed(server: &Server, plan: &Plan) -> (u64, u64, Duration) {
+    use sqlx::Connection;
+    let t = Instant::now();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let batch: u64 = 50_000;
+    let (mut accounts, mut sessions) = (0u64, 0u64);
+    match &server.database_url {
+        None => {
+            let url = format!("sqlite:{}", server.dir.join("xacthuc.db").display());
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            let mut tx = conn.begin().await.unwrap();
+            while accounts < plan.accounts && t.elapsed() < plan.seed_budget {
+                let n = batch.min(plan.accounts - accounts);
+                sqlx::query(
+                    "WITH RECURSIVE n(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2)
+                     INSERT INTO accounts (id, username, password_hash, as_level, created_at, updated_at)
+                     SELECT randomblob(16), 'seed' || i, NULL, 1, ?3, ?3 FROM n",
+                )
+                .bind(accounts as i64)
+                .bind((accounts + n - 1) as i64)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+                accounts += n;
+            }
+            let want = plan.sessions.min(accounts);
+            while sessions < want && t.elapsed() < plan.seed_budget + plan.seed_budget / 4 {
+                let n = batch.min(want - sessions);
+                sqlx::query(
+                    "INSERT INTO sessions (id, token_hash, account_id, factors, created_at, expires_at, last_seen_at)
+                     SELECT randomblob(16), lower(hex(randomblob(32))), a.id,
+                            (SELECT factors FROM sessions LIMIT 1), ?1, ?1 + 43200, ?1
+                     FROM accounts a WHERE a.username >= 'seed' AND a.username < 'seef'
+                     ORDER BY a.username LIMIT ?2 OFFSET ?3",
+                )
+                .bind(now)
+                .bind(n as i64)
+                .bind(sessions as i64)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+                sessions += n;
+            }
+            tx.commit().await.unwrap();
+        }
+        Some(url) => {
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            let mut tx = conn.begin().await.unwrap();
+            while accounts < plan.accounts && t.elapsed() < plan.seed_budget {
+                let n = batch.min(plan.accounts - accounts);
+                sqlx::query(
+                    "INSERT INTO accounts (id, username, password_hash, as_level, created_at, updated_at)
+                     SELECT gen_random_uuid(), 'seed' || i, NULL, 1, $3, $3 FROM generate_series($1::bigint, $2::bigint) i",
+                )
+                .bind(accounts as i64)
+                .bind((accounts + n - 1) as i64)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+                accounts += n;
+            }
+            let want = plan.sessions.min(accounts);
+            while sessions < want && t.elapsed() < plan.seed_budget + plan.seed_budget / 4 {
+                let n = batch.min(want - sessions);
+                sqlx::query(
+                    "INSERT INTO sessions (id, token_hash, account_id, factors, created_at, expires_at, last_seen_at)
+                     SELECT gen_random_uuid(), md5(random()::text) || md5(random()::text), a.id,
+                            (SELECT factors FROM sessions LIMIT 1), $1, $1 + 43200, $1
+                     FROM accounts a WHERE a.username LIKE 'seed%'
+                     ORDER BY a.username LIMIT $2 OFFSET $3",
+                )
+                .bind(now)
+                .bind(n as i64)
+                .bind(sessions as i64)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+                sessions += n;
+            }
+            tx.commit().await.unwrap();
+            let _ = sqlx::query("ANALYZE").execute(&mut conn).await;
+        }
+    }
+    (accounts, sessions, t.elapsed())
+}
+
+/// The physical limit of password sign-in: Argon2id verifications per second with the
+/// gateway's configured parameters, one thread per core, the gateway idle.
+fn raw_argon2_rate(dur: Duration, threads: usize) -> (f64, xacthuc::authn::password::Argon2Params, usize) {
+    let config =
+        xacthuc::config::Config::load(None, Vec::<(String, String)>::new(), &xacthuc::config::Overrides::default())
+            .unwrap();
+    let params = config.password;
+    let phc = xacthuc::authn::password::hash_password(PASSWORD, params).unwrap();
+    let start = Instant::now();
+    let count = Arc::new(AtomicU64::new(0));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let (phc, count) = (&phc, count.clone());
+            s.spawn(move || {
+                while start.elapsed() < dur {
+                    assert!(xacthuc::authn::password::verify_password(PASSWORD, phc));
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    (count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64(), params, threads)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let sqlite_only = args.iter().any(|a| a == "--sqlite-only");
+    let plan = Plan {
+        quick,
+        cell: if quick { Duration::from_millis(1000) } else { Duration::from_secs(4) },
+        codes_per_cell: if quick { 300 } else { 3000 },
+        seed_budget: if quick { Duration::from_secs(10) } else { Duration::from_secs(60) },
+        accounts: if quick { 50_000 } else { 1_000_000 },
+        sessions: if quick { 5_000 } else { 100_000 },
+        postgres: (!sqlite_only)
+            .then(|| std::env::var(PG_ENV).ok().filter(|u| !u.is_empty()).unwrap_or(PG_DEFAULT.into())),
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let started = Instant::now();
+    let mut report = Report::default();
+    rt.block_on(async {
+        run_backend("sqlite", None, &plan, &mut report).await;
+        if let Some(admin) = &plan.postgres {
+            match PgDatabase::create(admin).await {
+                Ok(db) => {
+                    run_backend("postgres", Some(db.url.clone()), &plan, &mut report).await;
+                    db.drop_db().await;
+                }
+                Err(e) => report.fact("postgres", format!("skipped: {admin} unreachable ({e})")),
+            }
+        }
+    });
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let header = format!(
+        "xacthuc load benchmark{} — {} cores, {}, total {:.0} s, load generator in the same machine",
+        if plan.quick { " (--quick smoke run: short cells, figures are rough)" } else { "" },
+        cores,
+        cpu_model(),
+        started.elapsed().as_secs_f64()
+    );
+    let table = report.render(&header);
+    println!("\n{table}");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench").join("last-run.txt");
+    if let Err(e) = std::fs::create_dir_all(out.parent().unwrap()).and_then(|_| std::fs::write(&out, &table)) {
+        eprintln!("could not write {}: {e}", out.display());
+    }
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
