@@ -10,8 +10,10 @@
 //! Only this module imports sqlx.
 
 mod hardening;
+mod hardening_rows;
 pub mod postgres;
 mod proofing;
+mod proofing_rows;
 mod rows;
 pub mod sqlite;
 mod webauthn_rows;

@@ -1,78 +1,16 @@
 //! PostgreSQL: identity evidence, staff members and activation codes (the "Proofing" part of the
 //! `Store` contract). Each write is one transaction (`PgStore::write`).
 
+use super::super::proofing_rows::{CodeRow, EvidenceRow, StaffRow, evidence_columns};
 use super::super::rows::{account_columns, conflict_from, json_text};
 use super::{PgStore, append};
-use crate::assurance::AsLevel;
 use crate::audit::AuditEvent;
 use crate::store::{
-    Account, AccountStatus, ActivationCode, Conflict, EvidenceRecord, IdentityData, StaffMember, StaffRole, StoreError,
+    Account, AccountStatus, ActivationCode, Conflict, EvidenceRecord, IdentityData, StaffMember, StoreError,
     StoreResult,
 };
 use sqlx::PgConnection;
 use uuid::Uuid;
-
-#[derive(sqlx::FromRow)]
-struct EvidenceRow {
-    id: Uuid,
-    account_id: Uuid,
-    at: i64,
-    from_level: Option<i64>,
-    to_level: i64,
-    method: String,
-    source: String,
-    verifier: String,
-    office: Option<String>,
-    documents: String,
-    reason: Option<String>,
-}
-
-macro_rules! evidence_columns {
-    () => {
-        "id, account_id, at, from_level, to_level, method, source, verifier, office, documents, reason"
-    };
-}
-
-fn level(n: i64) -> StoreResult<AsLevel> {
-    AsLevel::from_number(n).ok_or_else(|| StoreError::Corrupt(format!("level {n}")))
-}
-
-impl TryFrom<EvidenceRow> for EvidenceRecord {
-    type Error = StoreError;
-    fn try_from(r: EvidenceRow) -> StoreResult<Self> {
-        Ok(EvidenceRecord {
-            id: r.id,
-            account_id: r.account_id,
-            at: r.at,
-            from_level: r.from_level.map(level).transpose()?,
-            to_level: level(r.to_level)?,
-            method: r.method,
-            source: r.source,
-            verifier: r.verifier,
-            office: r.office,
-            documents: serde_json::from_str(&r.documents).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            reason: r.reason,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct StaffRow {
-    account_id: Uuid,
-    role: String,
-    office: Option<String>,
-    created_at: i64,
-}
-
-#[derive(sqlx::FromRow)]
-struct CodeRow {
-    code_hash: String,
-    account_id: Uuid,
-    issued_by: String,
-    created_at: i64,
-    expires_at: i64,
-    used_at: Option<i64>,
-}
 
 async fn insert_evidence(conn: &mut PgConnection, e: &EvidenceRecord) -> StoreResult<()> {
     sqlx::query(
@@ -261,15 +199,7 @@ impl PgStore {
         .bind(account_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(StaffMember {
-                account_id: r.account_id,
-                role: StaffRole::parse(&r.role).ok_or_else(|| StoreError::Corrupt(format!("staff role {}", r.role)))?,
-                office: r.office,
-                created_at: r.created_at,
-            })
-        })
-        .transpose()
+        row.map(StaffMember::try_from).transpose()
     }
 
     pub(super) async fn pg_create_activation_code(&self, c: &ActivationCode, audit: &AuditEvent) -> StoreResult<()> {
@@ -305,14 +235,7 @@ impl PgStore {
         .bind(code_hash)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| ActivationCode {
-            code_hash: r.code_hash,
-            account_id: r.account_id,
-            issued_by: r.issued_by,
-            created_at: r.created_at,
-            expires_at: r.expires_at,
-            used_at: r.used_at,
-        }))
+        Ok(row.map(ActivationCode::from))
     }
 
     pub(super) async fn pg_activate_account(

@@ -2,41 +2,10 @@
 //! contract). Writes run in `BEGIN IMMEDIATE`, which serialises them across connections and
 //! processes sharing the file.
 
-use super::super::rows::SessionRow;
+use super::super::hardening_rows::{ActivityRow, ThrottleRow};
 use super::{SqliteStore, append};
-use crate::store::{SessionActivity, SessionRecord, StoreResult, ThrottleFn, ThrottleState};
+use crate::store::{SessionActivity, StoreResult, ThrottleFn, ThrottleState};
 use uuid::Uuid;
-
-#[derive(sqlx::FromRow)]
-struct ThrottleRow {
-    failures: i64,
-    window_start: i64,
-    consecutive: i64,
-    locked_until: Option<i64>,
-    hard_locked: i64,
-    updated_at: i64,
-}
-
-impl From<ThrottleRow> for ThrottleState {
-    fn from(r: ThrottleRow) -> Self {
-        ThrottleState {
-            failures: r.failures,
-            window_start: r.window_start,
-            consecutive: r.consecutive,
-            locked_until: r.locked_until,
-            hard_locked: r.hard_locked != 0,
-            updated_at: r.updated_at,
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct ActivityRow {
-    #[sqlx(flatten)]
-    session: SessionRow,
-    last_seen_at: i64,
-    device: Option<String>,
-}
 
 const SELECT_THROTTLE: &str =
     "SELECT failures, window_start, consecutive, locked_until, hard_locked, updated_at FROM throttle WHERE key = $1";
@@ -152,15 +121,7 @@ impl SqliteStore {
         .bind(now)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(SessionActivity {
-                    session: SessionRecord::try_from(r.session)?,
-                    last_seen_at: r.last_seen_at,
-                    device: r.device,
-                })
-            })
-            .collect()
+        rows.into_iter().map(SessionActivity::try_from).collect()
     }
 }
 

@@ -1,0 +1,47 @@
+//! Row types of the throttle and session-activity tables (`migrations/*/0004_hardening.sql`),
+//! shared by both backends: each backend keeps its own SQL.
+
+use super::rows::SessionRow;
+use super::{SessionActivity, SessionRecord, StoreError, StoreResult, ThrottleState};
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ThrottleRow {
+    failures: i64,
+    window_start: i64,
+    consecutive: i64,
+    locked_until: Option<i64>,
+    hard_locked: i64,
+    updated_at: i64,
+}
+
+impl From<ThrottleRow> for ThrottleState {
+    fn from(r: ThrottleRow) -> Self {
+        ThrottleState {
+            failures: r.failures,
+            window_start: r.window_start,
+            consecutive: r.consecutive,
+            locked_until: r.locked_until,
+            hard_locked: r.hard_locked != 0,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ActivityRow {
+    #[sqlx(flatten)]
+    pub(super) session: SessionRow,
+    pub(super) last_seen_at: i64,
+    pub(super) device: Option<String>,
+}
+
+impl TryFrom<ActivityRow> for SessionActivity {
+    type Error = StoreError;
+    fn try_from(r: ActivityRow) -> StoreResult<Self> {
+        Ok(SessionActivity {
+            session: SessionRecord::try_from(r.session)?,
+            last_seen_at: r.last_seen_at,
+            device: r.device,
+        })
+    }
+}
