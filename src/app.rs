@@ -3,7 +3,7 @@
 
 use crate::authn::password::Argon2Params;
 use crate::config::Config;
-use crate::crypto::secretbox::DataKey;
+use crate::crypto::secretbox::{DataKeyRing, DataKeys};
 use crate::crypto::signing::SigningAlg;
 use crate::http::demo::{DemoClient, DemoClients};
 use crate::http::pages::Pages;
@@ -12,7 +12,6 @@ use crate::service::clients::{self, ClientError, NewClient};
 use crate::service::keys::KeyRing;
 use crate::store::DynStore;
 use std::sync::Arc;
-use tokio::sync::Semaphore;
 
 /// Everything a request needs; cheap to clone (one `Arc`). No globals.
 #[derive(Clone)]
@@ -21,13 +20,14 @@ pub struct AppState(pub Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub store: DynStore,
-    pub data_key: DataKey,
+    /// The data keys (one seals, older ones open); reloaded on SIGHUP (`keys rotate-data-key`).
+    pub data_key: DataKeys,
     pub keys: KeyRing,
     pub pages: Pages,
     pub password_params: Argon2Params,
-    /// Bounds concurrent Argon2 work to the number of cores so hashing never starves the
-    /// async runtime or queues unboundedly.
-    pub hashing: Semaphore,
+    /// Argon2 work: `[password] workers` threads (one per core by default) with their own
+    /// memory and a bounded queue (`service::hashing`); full means 503, never an endless wait.
+    pub hashing: crate::service::hashing::HashingPool,
     /// Outbound HTTP (the demo portal's back channel).
     pub http: reqwest::Client,
     pub demo: Option<DemoClients>,
@@ -89,7 +89,7 @@ pub const DEMO_CLIENT_ID: &str = "xacthuc-demo";
 pub const DEMO_BUSINESS_CLIENT_ID: &str = "xacthuc-demo-hkd";
 
 /// The data key: configured, or in development generated once into `data_dir/data.key`.
-pub fn data_key(config: &Config) -> Result<DataKey, ServiceError> {
+pub fn data_key(config: &Config) -> Result<DataKeys, ServiceError> {
     if let Some(k) = config.configured_data_key().map_err(ServiceError::Internal)? {
         return Ok(k);
     }
@@ -97,14 +97,14 @@ pub fn data_key(config: &Config) -> Result<DataKey, ServiceError> {
         return Err(ServiceError::Internal("data_key_file is required outside development".into()));
     }
     let path = config.data_dir.join("data.key");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        return DataKey::from_base64(text.trim())
-            .map_err(|e| ServiceError::Internal(format!("{}: {e}", path.display())));
+    if path.exists() {
+        return DataKeys::from_file(&path).map_err(|e| ServiceError::Internal(e.to_string()));
     }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| ServiceError::Internal(format!("{}: {e}", config.data_dir.display())))?;
-    let key = DataKey::generate().map_err(ServiceError::internal)?;
+    let key = crate::crypto::secretbox::DataKey::generate().map_err(ServiceError::internal)?;
     write_private(&path, &key.to_base64())?;
+    let key = DataKeys::new(DataKeyRing::from_legacy(key).map_err(ServiceError::internal)?, Some(path.clone()));
     tracing::warn!(
         path = %path.display(),
         "DEVELOPMENT DATA KEY generated: personal data is encrypted with a key kept next to the database. \
@@ -181,14 +181,19 @@ pub async fn build_state(config: Config, now: i64) -> Result<AppState, ServiceEr
         .map_err(ServiceError::internal)?;
     // An unusable trust store (expired anchor, unparsable file) stops start-up with every problem.
     let certificates = crate::service::certificates::CertState::load(&config.certificates, now)?;
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let hashing = crate::service::hashing::HashingPool::start(
+        config.password.workers(),
+        config.password.queue(),
+        config.password.params(),
+    )
+    .map_err(|e| ServiceError::Internal(format!("cannot start the password hashing threads: {e}")))?;
     let state = AppState(Arc::new(Inner {
-        password_params: config.password,
+        password_params: config.password.params(),
         pages: Pages::new().map_err(ServiceError::internal)?,
         store,
         data_key,
         keys,
-        hashing: Semaphore::new(cores),
+        hashing,
         http,
         demo,
         policies,
@@ -205,7 +210,7 @@ pub async fn build_state(config: Config, now: i64) -> Result<AppState, ServiceEr
 async fn ensure_demo_client(
     config: &Config,
     store: &dyn crate::store::Store,
-    data_key: &DataKey,
+    data_key: &DataKeys,
     client_id: &str,
     name: &str,
     now: i64,

@@ -135,6 +135,34 @@ pub enum KeysCommand {
     },
     /// List the signing keys: kid, alg, created, activates, retired, state (next, current, retired, expired).
     List,
+    /// Make a new data key current (older ones kept to decrypt), tell the gateway (SIGHUP), and
+    /// re-encrypt every sealed value under it. Back up the key file first (docs/operations.md).
+    RotateDataKey {
+        /// No new key: finish re-encrypting under the current one (after an interruption).
+        #[arg(long)]
+        resume: bool,
+        /// Values re-encrypted per transaction.
+        #[arg(long, default_value_t = crate::service::data_key::DEFAULT_BATCH)]
+        batch: i64,
+        /// Process id of the gateway (default: read from DATA_DIR/xacthuc.pid).
+        #[arg(long)]
+        pid: Option<u32>,
+    },
+    /// Remove an old data key from the key file; refused while any value is sealed under it.
+    RetireDataKey {
+        /// The key id (see `keys data-key-status`).
+        #[arg(long)]
+        id: String,
+        /// Retire even though audit events hold certificate evidence sealed under the key
+        /// (it can then be read only with a backup of the key file).
+        #[arg(long)]
+        abandon_audit_evidence: bool,
+        /// Process id of the gateway (default: read from DATA_DIR/xacthuc.pid).
+        #[arg(long)]
+        pid: Option<u32>,
+    },
+    /// The data keys in the key file and how many values each one seals, per column.
+    DataKeyStatus,
 }
 
 fn load_config(g: &GlobalArgs) -> anyhow::Result<Config> {
@@ -201,6 +229,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             match cmd {
                 KeysCommand::Rotate { alg, activate_in } => keys::rotate(&state, alg, activate_in).await,
                 KeysCommand::List => keys::list(&state).await,
+                KeysCommand::RotateDataKey { resume, batch, pid } => {
+                    keys::rotate_data_key(&state, resume, batch, pid).await
+                }
+                KeysCommand::RetireDataKey { id, abandon_audit_evidence, pid } => {
+                    keys::retire_data_key(&state, &id, abandon_audit_evidence, pid).await
+                }
+                KeysCommand::DataKeyStatus => keys::data_key_status(&state).await,
                 // Handled above, without opening the database.
                 KeysCommand::GenerateDataKey => Ok(()),
             }
@@ -360,6 +395,7 @@ async fn reload_on_hangup(state: crate::app::AppState) {
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP: reloading the service policies");
         let _ = state.reload_policies();
+        crate::service::data_key::reload(&state);
     }
 }
 

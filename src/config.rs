@@ -6,8 +6,7 @@
 //! `XACTHUC_ISSUER` → `issuer`, `XACTHUC_DEMO__ENABLED` → `demo.enabled`. Secrets can be given
 //! as files: `data_key_file` instead of `data_key`.
 
-use crate::authn::password::Argon2Params;
-use crate::crypto::secretbox::DataKey;
+use crate::crypto::secretbox::{DataKeyRing, DataKeys};
 use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
@@ -43,7 +42,8 @@ pub struct Config {
     pub demo: DemoConfig,
     pub session: SessionConfig,
     pub tokens: TokenConfig,
-    pub password: Argon2Params,
+    /// `[password]`: Argon2id parameters and the hashing pool (`workers`, `queue`).
+    pub password: crate::authn::password::PasswordConfig,
     /// `[notify]`: how one-time codes are sent (see `crate::notify::config`).
     #[serde(default)]
     pub notify: crate::notify::NotifyConfig,
@@ -65,6 +65,9 @@ pub struct Config {
     /// `[tls]`: serve HTTPS directly (see `crate::http::tls`).
     #[serde(default)]
     pub tls: crate::http::tls::TlsConfig,
+    /// `[proofing]`: the online AS-3 verification methods (see `crate::service::proofing::config`).
+    #[serde(default)]
+    pub proofing: crate::service::proofing::config::ProofingConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -283,21 +286,20 @@ impl Config {
         p.extend(self.notify.problems(self.development));
         p.extend(self.webauthn.problems(self.issuer(), self.development));
         p.extend(self.certificates.problems());
+        p.extend(self.proofing.registry.problems(self.development));
         p.extend(self.throttle.problems());
+        p.extend(self.password.pool_problems());
         p
     }
 
-    /// The data key from `data_key` or `data_key_file`, if one is configured.
-    pub fn configured_data_key(&self) -> Result<Option<DataKey>, String> {
+    /// The data keys from `data_key` or `data_key_file`, if configured: a single base64 key or
+    /// a key ring (`crate::crypto::secretbox::DataKeyRing`, written by `keys rotate-data-key`).
+    pub fn configured_data_key(&self) -> Result<Option<DataKeys>, String> {
         if let Some(k) = &self.data_key {
-            return DataKey::from_base64(k.trim()).map(Some).map_err(|e| format!("data_key: {e}"));
+            return DataKeyRing::parse(k).map(|r| Some(DataKeys::new(r, None))).map_err(|e| format!("data_key: {e}"));
         }
         if let Some(path) = &self.data_key_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("data_key_file: cannot read {}: {e}", path.display()))?;
-            return DataKey::from_base64(text.trim())
-                .map(Some)
-                .map_err(|e| format!("data_key_file: {}: {e}", path.display()));
+            return DataKeys::from_file(path).map(Some).map_err(|e| format!("data_key_file: {e}"));
         }
         Ok(None)
     }
@@ -486,7 +488,7 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_in_debug() {
-        let key = DataKey::generate().unwrap_or_else(|e| unreachable!("{e}")).to_base64();
+        let key = crate::crypto::secretbox::DataKey::generate().unwrap_or_else(|e| unreachable!("{e}")).to_base64();
         let c = Config::load(None, env(&[("XACTHUC_DATA_KEY", &key)]), &Overrides::default())
             .unwrap_or_else(|e| unreachable!("{e}"));
         assert!(!format!("{c:?}").contains(&key));

@@ -125,6 +125,10 @@ mod tests {
             include_str!("../templates/activation_letter.html"),
             include_str!("../templates/activate.html"),
             include_str!("../templates/evidence_account.html"),
+            include_str!("../templates/staff_audit.html"),
+            include_str!("../templates/staff_enrol.html"),
+            include_str!("../templates/verify_hub.html"),
+            include_str!("../templates/verify_certificate.html"),
         ];
         for text in templates {
             for (i, _) in text.match_indices("t.") {

@@ -67,6 +67,8 @@ pub struct Metrics {
     pub tokens_issued: Family<Grant, Counter>,
     pub lockouts: Family<Lock, Counter>,
     pub requests: Latency,
+    /// Requests refused because the password hashing queue was full (`service::hashing`).
+    pub password_shed: Counter,
 }
 
 impl Default for Metrics {
@@ -92,7 +94,13 @@ impl Default for Metrics {
             "Request latency by route and status class",
             requests.clone(),
         );
-        Metrics { registry, sign_ins, step_ups, codes_sent, tokens_issued, lockouts, requests }
+        let password_shed = Counter::default();
+        registry.register(
+            "password_hashes_shed",
+            "Requests refused with 503 because the password hashing queue was full",
+            password_shed.clone(),
+        );
+        Metrics { registry, sign_ins, step_ups, codes_sent, tokens_issued, lockouts, requests, password_shed }
     }
 }
 

@@ -131,7 +131,8 @@
     button.addEventListener("click", function () {
       button.disabled = true;
       say(msg("working"), false);
-      var base = "/passkey/" + mode;
+      // data-base: another pair of endpoints (the staff console enrols for a citizen).
+      var base = section.getAttribute("data-base") || "/passkey/" + mode;
       var ceremony;
       post(base + "/start", csrf, mode === "register" ? { kind: kind } : {})
         .then(function (started) {

@@ -7,7 +7,8 @@
 //!
 //! Hashing follows the OWASP Password Storage Cheat Sheet: Argon2id, m = 19 MiB, t = 2, p = 1,
 //! 16-byte random salt, PHC string. Hashing is CPU- and memory-bound (tens of ms): callers on
-//! an async runtime run it in `spawn_blocking`.
+//! an async runtime run it on the bounded hashing pool (`service::hashing`), whose workers
+//! each keep one [`Scratch`] (the Argon2 memory block) for every hash they compute.
 //!
 //! Pure apart from the hashing and reading the OS random source for salts.
 
@@ -15,8 +16,8 @@ use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt, SaltString};
-use argon2::{Algorithm, Argon2, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Version};
 
 use crate::i18n::Lang;
 
@@ -167,6 +168,104 @@ impl Default for Argon2Params {
     }
 }
 
+/// `[password]`: the Argon2id cost parameters and the hashing pool that runs them.
+#[derive(Clone, Copy, Debug, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordConfig {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// Hashing threads; unset: one per core (`available_parallelism`).
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// Hashes allowed to wait for a free worker; beyond it a sign-in is refused at once with
+    /// 503 and `Retry-After`. Unset: 16 per worker (under a second of waiting at the OWASP
+    /// cost).
+    #[serde(default)]
+    pub queue: Option<usize>,
+}
+
+impl PasswordConfig {
+    pub fn params(&self) -> Argon2Params {
+        Argon2Params { memory_kib: self.memory_kib, iterations: self.iterations, parallelism: self.parallelism }
+    }
+
+    /// The number of hashing threads: `workers`, or one per core.
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)).max(1)
+    }
+
+    /// The waiting room of the hashing pool: `queue`, or 16 per worker.
+    pub fn queue(&self) -> usize {
+        self.queue.unwrap_or(16 * self.workers())
+    }
+
+    /// Configuration problems of the pool settings (the cost parameters are checked by
+    /// `Config::validate`).
+    pub fn pool_problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.workers.is_some_and(|w| w == 0 || w > 1024) {
+            p.push("password.workers: between 1 and 1024 (unset: one per core)".to_string());
+        }
+        if self.queue.is_some_and(|q| q > 1_000_000) {
+            p.push("password.queue: at most 1000000".to_string());
+        }
+        p
+    }
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        let p = Argon2Params::OWASP;
+        Self {
+            memory_kib: p.memory_kib,
+            iterations: p.iterations,
+            parallelism: p.parallelism,
+            workers: None,
+            queue: None,
+        }
+    }
+}
+
+/// Argon2's working memory (`m` KiB of 1 KiB blocks), kept by one thread and reused for every
+/// hash it computes, so memory stays at one block per hashing thread instead of a fresh
+/// allocation per hash. Argon2 overwrites every block before reading it, so reuse is safe
+/// (`Argon2::hash_password_into_with_memory`). A hash with more memory than `keep` blocks (a
+/// stored hash made with costlier parameters) gets a temporary allocation, freed after.
+pub struct Scratch {
+    blocks: Vec<Block>,
+    keep: usize,
+}
+
+impl Scratch {
+    /// Memory reused up to the block count of `params`.
+    pub fn for_params(params: Argon2Params) -> Scratch {
+        let keep = params.hasher().map(|h| h.params().block_count()).unwrap_or(0);
+        Scratch { blocks: Vec::new(), keep }
+    }
+
+    /// A one-off scratch (nothing kept beyond the call that uses it).
+    pub fn one_off() -> Scratch {
+        Scratch { blocks: Vec::new(), keep: usize::MAX }
+    }
+
+    /// Bytes held now.
+    pub fn held_bytes(&self) -> usize {
+        self.blocks.len() * Block::SIZE
+    }
+
+    fn with_blocks<R>(&mut self, count: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
+        if count > self.keep {
+            let mut temporary = vec![Block::default(); count];
+            return f(&mut temporary);
+        }
+        if self.blocks.len() < count {
+            self.blocks.resize(count, Block::default());
+        }
+        f(&mut self.blocks[..count])
+    }
+}
+
 /// Errors are kept as values, not `#[source]`s: argon2's error types implement
 /// `std::error::Error` only with its `std` feature.
 #[derive(Debug, thiserror::Error)]
@@ -187,12 +286,34 @@ pub enum PasswordHashError {
 /// Hashes a password with Argon2id and a fresh random 16-byte salt; returns the PHC string
 /// (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`), which carries its own parameters.
 pub fn hash_password(password: &str, params: Argon2Params) -> Result<String, PasswordHashError> {
+    hash_password_with(&mut Scratch::one_off(), password, params)
+}
+
+/// [`hash_password`] in `scratch`'s memory.
+pub fn hash_password_with(
+    scratch: &mut Scratch,
+    password: &str,
+    params: Argon2Params,
+) -> Result<String, PasswordHashError> {
     let hasher = params.hasher()?;
     let mut salt_bytes = [0u8; Salt::RECOMMENDED_LENGTH];
     // `try_fill_bytes`, not `SaltString::generate`, which panics if the OS random source fails.
     OsRng.try_fill_bytes(&mut salt_bytes).map_err(|e| PasswordHashError::Random(e.to_string()))?;
     let salt = SaltString::encode_b64(&salt_bytes).map_err(PasswordHashError::Hash)?;
-    let hash = hasher.hash_password(password.as_bytes(), &salt).map_err(PasswordHashError::Hash)?;
+    let output = scratch
+        .with_blocks(hasher.params().block_count(), |blocks| {
+            Output::init_with(argon2::Params::DEFAULT_OUTPUT_LEN, |out| {
+                Ok(hasher.hash_password_into_with_memory(password.as_bytes(), &salt_bytes, out, blocks)?)
+            })
+        })
+        .map_err(PasswordHashError::Hash)?;
+    let hash = PasswordHash {
+        algorithm: argon2::ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(hasher.params()).map_err(PasswordHashError::Hash)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
     Ok(hash.to_string())
 }
 
@@ -200,6 +321,13 @@ pub fn hash_password(password: &str, params: Argon2Params) -> Result<String, Pas
 /// or non-Argon2 hash, parameters beyond the verification limits, or an over-long password.
 /// The comparison of outputs is constant-time (password-hash's `Output`).
 pub fn verify_password(password: &str, phc: &str) -> bool {
+    verify_password_with(&mut Scratch::one_off(), password, phc)
+}
+
+/// [`verify_password`] in `scratch`'s memory. The same steps as argon2's own
+/// `PasswordVerifier` (algorithm, version, parameters and salt from the PHC string, the output
+/// compared with `Output`'s constant-time equality), with the memory supplied.
+pub fn verify_password_with(scratch: &mut Scratch, password: &str, phc: &str) -> bool {
     if password.len() > MAX_LEN_BYTES {
         return false;
     }
@@ -212,8 +340,30 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     if params.m_cost() > MAX_MEMORY_KIB || params.t_cost() > MAX_ITERATIONS || params.p_cost() > MAX_PARALLELISM {
         return false;
     }
-    // The algorithm, version and parameters come from the PHC string, not from this default.
-    Argon2::default().verify_password(password.as_bytes(), &hash).is_ok()
+    let Ok(algorithm) = Algorithm::try_from(hash.algorithm) else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let count = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    let computed = scratch.with_blocks(count, |blocks| {
+        Output::init_with(expected.len(), |out| {
+            Ok(argon2.hash_password_into_with_memory(password.as_bytes(), salt, out, blocks)?)
+        })
+    });
+    // `Output`'s `==` is constant-time.
+    computed.is_ok_and(|c| c == expected)
 }
 
 /// Whether a stored hash should be replaced (after a successful login, while the plaintext is
@@ -242,6 +392,11 @@ pub fn needs_rehash(phc: &str, params: Argon2Params) -> bool {
 /// nothing. Call it when the user name is unknown so that "no such user" takes as long as
 /// "wrong password" and the response time does not reveal which accounts exist.
 pub fn dummy_verify(password: &str, params: Argon2Params) {
+    dummy_verify_with(&mut Scratch::one_off(), password, params)
+}
+
+/// [`dummy_verify`] in `scratch`'s memory.
+pub fn dummy_verify_with(scratch: &mut Scratch, password: &str, params: Argon2Params) {
     // Same early exit as `verify_password`, so the two stay indistinguishable.
     if password.len() > MAX_LEN_BYTES {
         return;
@@ -250,11 +405,12 @@ pub fn dummy_verify(password: &str, params: Argon2Params) {
         return;
     };
     // A verify is one hash computation with the stored salt plus a comparison; hashing with a
-    // fixed 16-byte salt (22 B64 characters) does the same work.
-    let Ok(salt) = Salt::from_b64("ZHVtbXlzYWx0eGFjdGh1Yw") else {
-        return;
-    };
-    let _ = std::hint::black_box(hasher.hash_password(password.as_bytes(), salt));
+    // fixed 16-byte salt does the same work.
+    let salt = *b"dummysaltxacthuc";
+    let mut out = [0u8; argon2::Params::DEFAULT_OUTPUT_LEN];
+    let _ = std::hint::black_box(scratch.with_blocks(hasher.params().block_count(), |blocks| {
+        hasher.hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, blocks)
+    }));
 }
 
 #[cfg(test)]
@@ -346,6 +502,33 @@ mod tests {
         // Fresh salt each time.
         assert_ne!(phc, hash_password("ngựa pin đúng ghim", Argon2Params::TEST).unwrap());
         assert!(!needs_rehash(&phc, Argon2Params::TEST));
+    }
+
+    #[test]
+    fn reused_memory_agrees_with_the_crates_own_hasher_and_verifier() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let params = Argon2Params { memory_kib: 2048, iterations: 2, parallelism: 1 };
+        let mut scratch = Scratch::for_params(params);
+        // Ours, verified by the crate.
+        let ours = hash_password_with(&mut scratch, "mật khẩu đúng", params).unwrap();
+        assert!(ours.starts_with("$argon2id$v=19$m=2048,t=2,p=1$"), "{ours}");
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default().verify_password("mật khẩu đúng".as_bytes(), &parsed).is_ok());
+        assert!(Argon2::default().verify_password(b"sai", &parsed).is_err());
+        // The crate's, verified by ours, in memory already used (dirty) by other hashes.
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let theirs = params.hasher().unwrap().hash_password("mật khẩu đúng".as_bytes(), &salt).unwrap().to_string();
+        for _ in 0..3 {
+            assert!(verify_password_with(&mut scratch, "mật khẩu đúng", &theirs));
+            assert!(!verify_password_with(&mut scratch, "mật khẩu sai", &theirs));
+            assert!(verify_password_with(&mut scratch, "mật khẩu đúng", &ours));
+        }
+        assert_eq!(scratch.held_bytes(), 2048 * 1024);
+        // A costlier stored hash verifies in temporary memory; the kept block does not grow.
+        let costly = hash_password("mật khẩu đúng", Argon2Params { memory_kib: 4096, ..params }).unwrap();
+        assert!(verify_password_with(&mut scratch, "mật khẩu đúng", &costly));
+        assert_eq!(scratch.held_bytes(), 2048 * 1024);
+        dummy_verify_with(&mut scratch, "x", params);
     }
 
     #[test]

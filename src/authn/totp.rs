@@ -31,7 +31,7 @@ use qrcode::{Color as QrColor, QrCode};
 use totp_rs::{Algorithm, Builder};
 use uuid::Uuid;
 
-use crate::crypto::{DataKey, RandomError, SecretBoxError, constant_time_eq, random_bytes};
+use crate::crypto::{DataKeys, RandomError, SecretBoxError, constant_time_eq, random_bytes};
 use crate::i18n::Lang;
 
 pub use totp_rs::Secret;
@@ -200,12 +200,12 @@ pub fn verify(secret_bytes: &[u8], code: &str, now_unix: u64, last_used_step: Op
 }
 
 /// Seals `secret` for storage, bound to the account and to this purpose.
-pub fn seal(data_key: &DataKey, account_id: Uuid, secret: &Secret) -> Result<String, TotpSetupError> {
+pub fn seal(data_key: &DataKeys, account_id: Uuid, secret: &Secret) -> Result<String, TotpSetupError> {
     Ok(data_key.encrypt(secret.as_bytes(), aad(account_id).as_bytes())?)
 }
 
 /// Reverses [`seal`]; fails if the value was sealed for another account or purpose.
-pub fn unseal(data_key: &DataKey, account_id: Uuid, sealed: &str) -> Result<Secret, TotpSetupError> {
+pub fn unseal(data_key: &DataKeys, account_id: Uuid, sealed: &str) -> Result<Secret, TotpSetupError> {
     let bytes = data_key.decrypt(sealed, aad(account_id).as_bytes())?;
     if bytes.len() < MIN_SECRET_BYTES {
         return Err(TotpSetupError::SecretLength(bytes.len()));
@@ -214,7 +214,7 @@ pub fn unseal(data_key: &DataKey, account_id: Uuid, sealed: &str) -> Result<Secr
 }
 
 /// Same shape as the national ID's AAD (`account:<id>:national_id`).
-fn aad(account_id: Uuid) -> String {
+pub(crate) fn aad(account_id: Uuid) -> String {
     format!("account:{account_id}:totp_secret")
 }
 
@@ -583,7 +583,7 @@ for t in sys.argv[2:]:
 
     #[test]
     fn seal_round_trip_and_binding() {
-        let key = DataKey::generate().unwrap();
+        let key = DataKeys::from(crate::crypto::DataKey::generate().unwrap());
         let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
         let secret = new_secret().unwrap();
         let sealed = seal(&key, alice, &secret).unwrap();

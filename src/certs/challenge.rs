@@ -45,6 +45,8 @@ pub enum ChallengePurpose {
     Enrol,
     /// Approving a transaction (`transaction` carries its authorization details).
     Transaction,
+    /// Verifying the declared identity online (AS-3 by certificate, `service::proofing::online`).
+    Proofing,
 }
 
 impl ChallengePurpose {
@@ -54,11 +56,14 @@ impl ChallengePurpose {
             ChallengePurpose::SecondFactor => "second-factor",
             ChallengePurpose::Enrol => "enrol",
             ChallengePurpose::Transaction => "transaction",
+            ChallengePurpose::Proofing => "proofing",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::SignIn, Self::SecondFactor, Self::Enrol, Self::Transaction].into_iter().find(|p| p.as_str() == s)
+        [Self::SignIn, Self::SecondFactor, Self::Enrol, Self::Transaction, Self::Proofing]
+            .into_iter()
+            .find(|p| p.as_str() == s)
     }
 }
 

@@ -16,5 +16,5 @@ pub mod secretbox;
 pub mod signing;
 
 pub use random::{RandomError, constant_time_eq, hash_token, random_bytes, random_token};
-pub use secretbox::{DataKey, SecretBoxError};
+pub use secretbox::{DataKey, DataKeyRing, DataKeys, SecretBoxError};
 pub use signing::{KeyError, SigningAlg, SigningKey, generate_pkcs8, jwks, sign_jwt};

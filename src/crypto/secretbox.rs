@@ -2,7 +2,8 @@
 //! look-up hashes, and pairwise subject identifiers — all under one 32-byte [`DataKey`].
 //!
 //! Pure functions over bytes: the key comes from configuration, ciphertexts go to the
-//! store; neither is read or written here.
+//! store. Several keys (rotation) and the key file are the business of [`DataKeyRing`] and
+//! [`DataKeys`] (`secretbox/keyring.rs`): one current key seals, older ones still open.
 //!
 //! # Key schedule
 //! The configured key is never used directly. HKDF-SHA256 (RFC 5869, fixed salt
@@ -41,6 +42,9 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STAN
 use ring::{aead, digest, hkdf, hmac};
 
 use super::random::{RandomError, random_bytes};
+
+mod keyring;
+pub use keyring::{DataKeyRing, DataKeys, KEY_FILE_FORMAT, RELOAD_ON_UNKNOWN_SECONDS};
 
 /// Length of a [`DataKey`] in bytes (AES-256 / HMAC-SHA256 strength).
 pub const DATA_KEY_LEN: usize = 32;
@@ -218,13 +222,10 @@ impl DataKey {
     /// brute-forced from a database dump without the key. `domain` names what is
     /// hashed (`"national_id"`), so equal values in different domains do not collide.
     ///
-    /// The output does not carry a key id: rotating the data key means recomputing
-    /// every stored keyed hash.
+    /// The output does not carry a key id: a [`DataKeyRing`] keeps the hashing keys fixed
+    /// across rotations, so stored hashes stay valid.
     pub fn keyed_hash(&self, domain: &str, value: &[u8]) -> String {
-        let mut ctx = hmac::Context::with_key(&self.keyed_hash);
-        update_prefixed(&mut ctx, domain.as_bytes());
-        update_prefixed(&mut ctx, value);
-        URL_SAFE_NO_PAD.encode(ctx.sign())
+        hmac_b64(&self.keyed_hash, domain.as_bytes(), value)
     }
 
     /// Pairwise subject identifier (OIDC Core §8.1): the same account gets unrelated
@@ -232,13 +233,10 @@ impl DataKey {
     /// time for one sector. `sector` is the sector identifier host (or the redirect
     /// URI host when the client has no `sector_identifier_uri`).
     ///
-    /// Stable only while the data key is: rotating the key changes every pairwise
-    /// `sub` unless the old key is kept for this purpose.
+    /// Stable only while the data key is; a [`DataKeyRing`] keeps the hashing keys of its
+    /// first key for life, so rotation never changes a pairwise `sub`.
     pub fn pairwise_subject(&self, sector: &str, account_id: &str) -> String {
-        let mut ctx = hmac::Context::with_key(&self.pairwise);
-        update_prefixed(&mut ctx, sector.as_bytes());
-        update_prefixed(&mut ctx, account_id.as_bytes());
-        URL_SAFE_NO_PAD.encode(ctx.sign())
+        hmac_b64(&self.pairwise, sector.as_bytes(), account_id.as_bytes())
     }
 
     fn header(&self) -> String {
@@ -271,6 +269,14 @@ fn full_aad(header: &str, aad: &[u8]) -> Vec<u8> {
     out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(aad);
     out
+}
+
+/// HMAC-SHA256 of two length-prefixed parts, base64url.
+fn hmac_b64(key: &hmac::Key, first: &[u8], second: &[u8]) -> String {
+    let mut ctx = hmac::Context::with_key(key);
+    update_prefixed(&mut ctx, first);
+    update_prefixed(&mut ctx, second);
+    URL_SAFE_NO_PAD.encode(ctx.sign())
 }
 
 /// Length-prefixing keeps ("ab","c") and ("a","bc") apart.

@@ -47,6 +47,8 @@ pub struct WebCtx {
     pub jar: CookieJar,
     pub session: Option<(SessionRecord, Account)>,
     pub session_cookie: Option<String>,
+    /// The signed-in account is staff (the navigation's console link; `proofing::counter::is_staff`).
+    pub is_staff: bool,
     csrf_cookie: String,
     pub path: String,
     state: AppState,
@@ -75,6 +77,10 @@ impl FromRequestParts<AppState> for WebCtx {
             })?,
             None => None,
         };
+        let is_staff = match &session {
+            Some((s, a)) => crate::service::proofing::counter::is_staff(state, s.id, a.id, now()).await,
+            None => false,
+        };
         let csrf_name = cookie_name(state, "csrf");
         let csrf_cookie = match jar.get(&csrf_name) {
             Some(c) if c.value().len() >= 32 => c.value().to_string(),
@@ -86,7 +92,7 @@ impl FromRequestParts<AppState> for WebCtx {
             }
         };
         let path = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
-        Ok(WebCtx { lang, jar, session, session_cookie, csrf_cookie, path, state: state.clone() })
+        Ok(WebCtx { lang, jar, session, session_cookie, is_staff, csrf_cookie, path, state: state.clone() })
     }
 }
 
@@ -117,7 +123,7 @@ impl WebCtx {
         let user = self
             .session
             .as_ref()
-            .map(|(_, a)| context! { username => a.username.clone(), as_level => a.as_level.number() });
+            .map(|(_, a)| context! { username => a.username.clone(), as_level => a.as_level.number(), is_staff => self.is_staff });
         let other = self.lang.other();
         let ctx = context! {
             lang => self.lang.code(),

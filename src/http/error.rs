@@ -46,6 +46,9 @@ impl IntoResponse for OAuthJson {
         log(&self.error);
         let status = StatusCode::from_u16(self.error.status).unwrap_or(StatusCode::BAD_REQUEST);
         let mut headers = no_store();
+        if self.error.code == "temporarily_unavailable" {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(crate::service::hashing::RETRY_AFTER_SECONDS));
+        }
         if let Some(scheme) = self.challenge {
             let value = if scheme == "Bearer" {
                 // RFC 6750 §3: the error code goes in the challenge too.

@@ -11,11 +11,16 @@ pub mod logout;
 pub mod oidc;
 pub mod pages;
 pub mod passkeys;
+pub mod review;
 pub mod second_factor;
 pub mod sessions;
 pub mod staff;
+pub mod staff_audit;
+pub mod staff_enrol;
+pub mod staff_review;
 pub mod tls;
 pub mod unlock;
+pub mod verify;
 pub mod web;
 
 use crate::app::AppState;
@@ -111,6 +116,21 @@ pub fn router(state: AppState) -> Router {
         .route("/staff/citizens/{id}/letter", post(staff::letter))
         .route("/staff/citizens/{id}/lower", post(staff::lower))
         .route("/staff/citizens/{id}/suspend", post(staff::suspend))
+        .route("/staff/citizens/{id}/audit", get(staff_audit::audit_get))
+        .route("/staff/citizens/{id}/passkey/start", post(staff_enrol::start))
+        .route("/staff/citizens/{id}/passkey/finish", post(staff_enrol::finish))
+        .route("/account/verify", get(verify::hub_get))
+        .route("/account/verify/certificate", get(verify::certificate_get).post(verify::certificate_post))
+        .route("/account/verify/registry", post(verify::registry_post))
+        .route(
+            "/account/verify/review",
+            get(review::review_get).post(review::review_post).layer(DefaultBodyLimit::max(review::BODY_LIMIT)),
+        )
+        .route("/staff/reviews", get(staff_review::list))
+        .route("/staff/reviews/{id}", get(staff_review::detail))
+        .route("/staff/reviews/{id}/files/{file_id}", get(staff_review::file))
+        .route("/staff/reviews/{id}/approve", post(staff_review::approve))
+        .route("/staff/reviews/{id}/reject", post(staff_review::reject))
         .route("/activate", get(staff::activate_get).post(staff::activate_post));
     if state.demo.is_some() {
         r = r

@@ -16,27 +16,66 @@ use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::Deserialize;
 
-fn cacheable_json(body: String) -> Response {
+fn cacheable_json(body: impl Into<axum::body::Body>) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
             (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300")),
             (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")),
         ],
-        body,
+        body.into(),
     )
         .into_response()
 }
 
-pub async fn discovery(State(state): State<AppState>) -> Response {
-    match disco::metadata(state.issuer(), &state.keys.algorithms()).map(|m| serde_json::to_string(&m)) {
-        Ok(Ok(json)) => cacheable_json(json),
-        _ => OAuthJson::new(OAuthError::server_error("discovery unavailable")).into_response(),
+/// The body of a cached document, shared with the key snapshot.
+struct SharedBody(std::sync::Arc<str>);
+
+impl AsRef<[u8]> for SharedBody {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 }
 
-pub async fn jwks(State(state): State<AppState>) -> Response {
-    cacheable_json(state.keys.jwks_json().to_string())
+/// A document serialized once per key change (`service::keys::Document`), with its `ETag`;
+/// `304 Not Modified` when the client already has it (`If-None-Match`).
+fn cached_document(headers: &HeaderMap, doc: &crate::service::keys::Document) -> Response {
+    let etag = HeaderValue::from_str(&doc.etag).ok();
+    let fresh = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == doc.etag));
+    let mut response = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        // The snapshot's bytes themselves, not a copy.
+        cacheable_json(Bytes::from_owner(SharedBody(std::sync::Arc::clone(&doc.body))))
+    };
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    if let Some(etag) = etag {
+        h.insert(header::ETAG, etag);
+    }
+    response
+}
+
+pub async fn discovery(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let issuer = state.issuer();
+    let doc = state.keys.discovery_document(|algs| {
+        disco::metadata(issuer, algs)
+            .map_err(|e| e.to_string())
+            .and_then(|m| serde_json::to_string(&m).map_err(|e| e.to_string()))
+    });
+    match doc {
+        Ok(doc) => cached_document(&headers, &doc),
+        Err(e) => OAuthJson::new(OAuthError::server_error("discovery unavailable").with_detail(e)).into_response(),
+    }
+}
+
+pub async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    cached_document(&headers, &state.keys.jwks_document())
 }
 
 /// Parameters "MUST NOT be included more than once" (RFC 6749 §3.1): the derived
@@ -169,6 +208,15 @@ pub fn csrf_failed(ctx: WebCtx) -> Response {
 }
 
 pub fn service_failure(ctx: WebCtx, e: crate::service::ServiceError) -> Response {
+    if matches!(e, crate::service::ServiceError::Busy) {
+        // Load shed by the hashing pool: not a failure, a "come back in a moment".
+        let title = ctx.t("err_busy_title");
+        let message = ctx.t("err_busy_text");
+        let mut page = ctx.error_page(StatusCode::SERVICE_UNAVAILABLE, title, message);
+        page.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::service::hashing::RETRY_AFTER_SECONDS));
+        page.headers_mut().extend(no_store());
+        return page;
+    }
     tracing::error!(error = %e, "request failed");
     let title = ctx.t("err_internal_title");
     let message = ctx.t("err_internal_text");

@@ -40,6 +40,13 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("activation_letter.html", include_str!("../../templates/activation_letter.html")),
     ("activate.html", include_str!("../../templates/activate.html")),
     ("evidence_account.html", include_str!("../../templates/evidence_account.html")),
+    ("review_upload.html", include_str!("../../templates/review_upload.html")),
+    ("staff_reviews.html", include_str!("../../templates/staff_reviews.html")),
+    ("staff_review.html", include_str!("../../templates/staff_review.html")),
+    ("verify_hub.html", include_str!("../../templates/verify_hub.html")),
+    ("verify_certificate.html", include_str!("../../templates/verify_certificate.html")),
+    ("staff_audit.html", include_str!("../../templates/staff_audit.html")),
+    ("staff_enrol.html", include_str!("../../templates/staff_enrol.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("../../static/app.css");

@@ -38,21 +38,21 @@ pub async fn script() -> Response {
 }
 
 /// A JSON answer: never cached, cookies (session, CSRF) carried along.
-fn reply(ctx: WebCtx, status: StatusCode, body: serde_json::Value) -> Response {
+pub(super) fn reply(ctx: WebCtx, status: StatusCode, body: serde_json::Value) -> Response {
     (status, ctx.jar, [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], Json(body)).into_response()
 }
 
-fn problem(ctx: WebCtx, status: StatusCode, code: &str, message_key: &str) -> Response {
+pub(super) fn problem(ctx: WebCtx, status: StatusCode, code: &str, message_key: &str) -> Response {
     let message = ctx.t(message_key);
     reply(ctx, status, json!({ "error": code, "message": message }))
 }
 
-fn csrf_ok(ctx: &WebCtx, headers: &HeaderMap) -> bool {
+pub(super) fn csrf_ok(ctx: &WebCtx, headers: &HeaderMap) -> bool {
     headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).is_some_and(|t| ctx.csrf_ok(t))
 }
 
 /// Maps a ceremony failure to a JSON error in the citizen's language.
-fn failure(ctx: WebCtx, e: PasskeyError) -> Response {
+pub(super) fn failure(ctx: WebCtx, e: PasskeyError) -> Response {
     use PasskeyError::*;
     let (status, code, key) = match &e {
         Ceremony => (StatusCode::BAD_REQUEST, "ceremony_expired", "passkey_err_expired"),
@@ -75,7 +75,7 @@ fn failure(ctx: WebCtx, e: PasskeyError) -> Response {
     problem(ctx, status, code, key)
 }
 
-fn started<T: serde::Serialize>(ctx: WebCtx, s: passkeys::Started<T>) -> Response {
+pub(super) fn started<T: serde::Serialize>(ctx: WebCtx, s: passkeys::Started<T>) -> Response {
     reply(ctx, StatusCode::OK, json!({ "ceremony": s.ceremony, "options": s.options }))
 }
 

@@ -39,7 +39,7 @@ fn problems_map(problems: &[FieldProblem]) -> BTreeMap<&'static str, Vec<String>
 }
 
 /// Console pages show personal data: never kept in a cache (shared counter computers).
-fn no_store(mut response: Response) -> Response {
+pub(super) fn no_store(mut response: Response) -> Response {
     response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     response
 }
@@ -64,7 +64,7 @@ fn start_of_today(t: i64) -> i64 {
 }
 
 /// The console's gate: the signed-in staff member, or the response that refuses.
-async fn staff_or_refuse(state: &AppState, ctx: WebCtx) -> Result<(Staff, WebCtx), Response> {
+pub(super) async fn staff_or_refuse(state: &AppState, ctx: WebCtx) -> Result<(Staff, WebCtx), Response> {
     match proofing::access(state, ctx.session.as_ref()).await {
         Ok(Access::Allowed(staff)) => Ok((*staff, ctx)),
         Ok(Access::NotSignedIn) => Err(ctx.redirect("/login")),
@@ -156,10 +156,20 @@ pub async fn home(State(state): State<AppState>, ctx: WebCtx, Query(q): Query<Ho
         })
         .collect();
     let registrations = records.iter().filter(|(r, _)| r.method == "in_person" && r.from_level.is_none()).count();
+    let pending_reviews = match state.store.count_pending_reviews().await {
+        Ok(n) => n,
+        Err(e) => return service_failure(ctx, e.into()),
+    };
     no_store(ctx.page(
         StatusCode::OK,
         "staff_home.html",
-        context! { staff => staff_view(&staff), rows => rows, days => days, registrations => registrations },
+        context! {
+            staff => staff_view(&staff),
+            rows => rows,
+            days => days,
+            registrations => registrations,
+            pending_reviews => pending_reviews,
+        },
     ))
 }
 
@@ -319,6 +329,7 @@ pub async fn citizen_get(
         Some("verified") => Some(ctx.t("staff_done_verified")),
         Some("lowered") => Some(ctx.t("staff_done_lowered")),
         Some("suspended") => Some(ctx.t("staff_done_suspended")),
+        Some("enrolled") => Some(ctx.t("staff_done_enrolled")),
         _ => None,
     };
     let form = prefill(&account);
@@ -370,7 +381,7 @@ pub async fn create(State(state): State<AppState>, ctx: WebCtx, body: Bytes) -> 
 }
 
 /// Loads the account of a `/staff/citizens/{id}/…` action, or the not-found page.
-async fn path_account(state: &AppState, ctx: WebCtx, id: &str) -> Result<(Account, WebCtx), Response> {
+pub(super) async fn path_account(state: &AppState, ctx: WebCtx, id: &str) -> Result<(Account, WebCtx), Response> {
     let found = match Uuid::parse_str(id).ok() {
         Some(id) => state.store.get_account(id).await,
         None => Ok(None),

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 /// this gateway, i.e. Decree 69/2024/ND-CP levels as implemented (docs/proofing.md).
 pub const TRUST_FRAMEWORK: &str = "vn_xacthuc";
 /// Evidence types this provider can attest (`evidence_supported` in discovery).
-pub const EVIDENCE_SUPPORTED: &[&str] = &["document"];
+pub const EVIDENCE_SUPPORTED: &[&str] = &["document", "electronic_record", "electronic_signature"];
 /// Document types (`documents_supported`).
 pub const DOCUMENTS_SUPPORTED: &[&str] = &["idcard", "passport"];
 
@@ -33,6 +33,9 @@ pub struct Verification {
     pub method: String,
     /// The evidence record's id (OIDC4IDA `verification_process`: a reference for audits).
     pub process: String,
+    /// The evidence record's source: `<issuer DN> / <serial>` for `certificate`, the registry's
+    /// reference for `registry`.
+    pub source: String,
     pub documents: Vec<CheckedDocument>,
     pub name: Option<String>,
     pub birthdate: Option<String>,
@@ -50,7 +53,8 @@ pub fn verified_claims(v: &Verification) -> Option<Value> {
     if v.as_level < 3 {
         return None;
     }
-    let evidence: Vec<Value> = v
+    let time = rfc3339(v.time);
+    let mut evidence: Vec<Value> = v
         .documents
         .iter()
         .map(|d| {
@@ -61,15 +65,42 @@ pub fn verified_claims(v: &Verification) -> Option<Value> {
             if let Some(e) = &d.expires_on {
                 details["date_of_expiry"] = json!(e);
             }
+            // OIDC4IDA predefined check methods: `vpip` physical inspection in person (the
+            // counter), `vri` inspection of images taken remotely (reviewed uploads).
+            let check = match v.method.as_str() {
+                "in_person" => "vpip",
+                "review" => "vri",
+                _ => "data",
+            };
             json!({
                 "type": "document",
-                // OIDC4IDA predefined check method: physical in-person validation of the document.
-                "check_details": [{ "check_method": if v.method == "in_person" { "vpip" } else { "data" } }],
-                "time": rfc3339(v.time),
+                "check_details": [{ "check_method": check }],
+                "time": time,
                 "document_details": details,
             })
         })
         .collect();
+    match v.method.as_str() {
+        // A signature checked against a certificate chaining to a public trust profile.
+        "certificate" => {
+            let (issuer, serial) = v.source.rsplit_once(" / ").unwrap_or((v.source.as_str(), ""));
+            evidence.push(json!({
+                "type": "electronic_signature",
+                "signature_type": "certificate",
+                "issuer": issuer,
+                "serial_number": serial,
+                "created_at": time,
+            }));
+        }
+        // A match found in the population / identity registry.
+        "registry" => evidence.push(json!({
+            "type": "electronic_record",
+            "check_details": [{ "check_method": "data", "txn": v.source }],
+            "time": time,
+            "record": { "type": "population_register", "source": { "country_code": "VNM" } },
+        })),
+        _ => {}
+    }
     let mut claims = serde_json::Map::new();
     if let Some(n) = &v.name {
         claims.insert("name".into(), json!(n));
@@ -81,7 +112,7 @@ pub fn verified_claims(v: &Verification) -> Option<Value> {
         "verification": {
             "trust_framework": TRUST_FRAMEWORK,
             "assurance_level": format!("as{}", v.as_level),
-            "time": rfc3339(v.time),
+            "time": time,
             "verification_process": v.process,
             "evidence": evidence,
         },
@@ -101,6 +132,7 @@ mod tests {
             time: 1_750_000_000,
             method: "in_person".into(),
             process: "e1".into(),
+            source: "counter".into(),
             documents: vec![CheckedDocument {
                 kind: "cccd".into(),
                 authority: "Bộ Công an".into(),
@@ -117,5 +149,33 @@ mod tests {
         assert_eq!(out["verification"]["evidence"][0]["document_details"]["type"], "idcard");
         assert_eq!(out["verification"]["evidence"][0]["check_details"][0]["check_method"], "vpip");
         assert_eq!(out["claims"]["name"], "Phạm Thị Hoa");
+    }
+
+    #[test]
+    fn online_methods_name_their_evidence() {
+        let mut v = Verification {
+            as_level: 3,
+            time: 1_750_000_000,
+            method: "certificate".into(),
+            process: "e2".into(),
+            source: "CN=VNPT-CA, C=VN / 0a1b".into(),
+            ..Verification::default()
+        };
+        let out = verified_claims(&v).unwrap();
+        let e = &out["verification"]["evidence"][0];
+        assert_eq!(e["type"], "electronic_signature");
+        assert_eq!(e["issuer"], "CN=VNPT-CA, C=VN");
+        assert_eq!(e["serial_number"], "0a1b");
+        v.method = "registry".into();
+        v.source = "REG-42".into();
+        let out = verified_claims(&v).unwrap();
+        let e = &out["verification"]["evidence"][0];
+        assert_eq!(e["type"], "electronic_record");
+        assert_eq!(e["check_details"][0]["txn"], "REG-42");
+        v.method = "review".into();
+        v.documents =
+            vec![CheckedDocument { kind: "cccd".into(), authority: "Bộ Công an".into(), expires_on: None }];
+        let out = verified_claims(&v).unwrap();
+        assert_eq!(out["verification"]["evidence"][0]["check_details"][0]["check_method"], "vri");
     }
 }

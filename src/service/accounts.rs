@@ -184,8 +184,7 @@ pub async fn register(
         return Err(RegistrationError::Invalid(problems));
     }
     let params = state.password_params;
-    let pw = input.password.clone();
-    let hash = blocking(state, move || password::hash_password(&pw, params)).await?.map_err(ServiceError::internal)?;
+    let hash = super::hashing::hash(state, input.password.clone(), params).await?.map_err(ServiceError::internal)?;
     let as_level = if identity.is_some() { AsLevel::As2 } else { AsLevel::As1 };
     let account = Account {
         id,

@@ -18,17 +18,22 @@
 //! snapshot holds the parsed published keys and the JWKS serialized once; which key signs is
 //! decided by time at each use, so a key whose `activates_at` has passed signs even between
 //! reloads. The private keys are stored sealed with the data key.
+//!
+//! The JWKS and the discovery document are served from bytes serialized once per key change
+//! (with an `ETag`): a reload that finds the same keys keeps the same documents, and requests
+//! read the snapshot through an `ArcSwap` (no lock on the request path).
 
 use super::ServiceError;
 use crate::app::AppState;
 use crate::audit::AuditEvent;
 use crate::config::TokenConfig;
-use crate::crypto::secretbox::DataKey;
+use crate::crypto::secretbox::DataKeys;
 use crate::crypto::signing::{self, SigningAlg, SigningKey};
 use crate::store::{SigningKeyRecord, Store};
+use arc_swap::ArcSwap;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock};
 
 /// How often a running server reloads the keys from the database.
 pub const RELOAD_SECONDS: u64 = 30;
@@ -40,7 +45,7 @@ pub const DEFAULT_ACTIVATE_IN_SECONDS: i64 = 3600;
 /// between instances and relying parties, the reload interval, late deliveries.
 pub const RETIRED_MARGIN_SECONDS: i64 = 600;
 
-fn aad(kid: &str) -> Vec<u8> {
+pub(crate) fn aad(kid: &str) -> Vec<u8> {
     format!("signing-key:{kid}").into_bytes()
 }
 
@@ -52,16 +57,38 @@ struct LoadedKey {
     key: Arc<SigningKey>,
 }
 
+/// A public JSON document serialized once: its bytes and their strong `ETag`.
+pub struct Document {
+    pub body: Arc<str>,
+    /// A quoted entity tag (RFC 9110 §8.8.3): a digest of the body.
+    pub etag: String,
+}
+
+impl Document {
+    pub fn new(json: String) -> Document {
+        use base64::Engine as _;
+        let digest = ring::digest::digest(&ring::digest::SHA256, json.as_bytes());
+        let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16]);
+        Document { body: json.into(), etag: format!("\"{tag}\"") }
+    }
+}
+
 /// What one reload saw: the published keys, oldest first, and their JWKS.
 struct Snapshot {
     keys: Vec<LoadedKey>,
     jwks_json: Arc<str>,
     jwks: Arc<Value>,
+    jwks_document: Arc<Document>,
+    /// The algorithms with a key that signs now or will (what discovery advertises).
+    algorithms: Vec<SigningAlg>,
+    /// The discovery document for `algorithms`, built at its first request and carried over
+    /// by reloads that keep the same algorithms.
+    discovery: OnceLock<Arc<Document>>,
 }
 
 /// The keys as last loaded; shared by every request, replaced whole at each reload.
 pub struct KeyRing {
-    snapshot: RwLock<Arc<Snapshot>>,
+    snapshot: ArcSwap<Snapshot>,
 }
 
 /// Is `record` still published at `now`, given the verification window?
@@ -113,7 +140,7 @@ pub async fn verification_window(store: &dyn Store, tokens: &TokenConfig) -> Res
 }
 
 async fn new_key(
-    data_key: &DataKey,
+    data_key: &DataKeys,
     alg: SigningAlg,
     now: i64,
     activates_at: i64,
@@ -141,7 +168,7 @@ impl KeyRing {
     /// were just generated.
     pub async fn load_or_create(
         store: &dyn Store,
-        data_key: &DataKey,
+        data_key: &DataKeys,
         tokens: &TokenConfig,
         now: i64,
     ) -> Result<(KeyRing, Vec<SigningAlg>), ServiceError> {
@@ -158,7 +185,7 @@ impl KeyRing {
             store.create_signing_key(&record, &audit).await?;
             created.push(alg);
         }
-        let ring = KeyRing { snapshot: RwLock::new(Arc::new(Snapshot::empty()?)) };
+        let ring = KeyRing { snapshot: ArcSwap::from_pointee(Snapshot::empty()?) };
         ring.reload(store, data_key, tokens, now).await?;
         Ok((ring, created))
     }
@@ -168,7 +195,7 @@ impl KeyRing {
     pub async fn reload(
         &self,
         store: &dyn Store,
-        data_key: &DataKey,
+        data_key: &DataKeys,
         tokens: &TokenConfig,
         now: i64,
     ) -> Result<(), ServiceError> {
@@ -193,19 +220,22 @@ impl KeyRing {
             };
             keys.push(LoadedKey { alg, activates_at: r.activates_at, retired_at: r.retired_at, key });
         }
-        let snapshot = Snapshot::new(keys)?;
-        match self.snapshot.write() {
-            Ok(mut guard) => *guard = Arc::new(snapshot),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(snapshot),
+        let mut snapshot = Snapshot::new(keys)?;
+        // The same keys as before: the same documents (bytes and ETag), not serialized again.
+        if snapshot.jwks_json == previous.jwks_json {
+            snapshot.jwks_document = Arc::clone(&previous.jwks_document);
         }
+        if snapshot.algorithms == previous.algorithms
+            && let Some(discovery) = previous.discovery.get()
+        {
+            let _ = snapshot.discovery.set(Arc::clone(discovery));
+        }
+        self.snapshot.store(Arc::new(snapshot));
         Ok(())
     }
 
     fn current(&self) -> Arc<Snapshot> {
-        match self.snapshot.read() {
-            Ok(guard) => Arc::clone(&guard),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
+        self.snapshot.load_full()
     }
 
     /// The key that signs `alg` tokens at `now`.
@@ -225,13 +255,29 @@ impl KeyRing {
         Arc::clone(&self.current().jwks)
     }
 
+    /// The JWKS as served: bytes and ETag, made once per key change.
+    pub fn jwks_document(&self) -> Arc<Document> {
+        Arc::clone(&self.snapshot.load().jwks_document)
+    }
+
+    /// The discovery document as served, built by `build` from the algorithms the first time
+    /// it is asked for after a key change, then the same bytes until the next change.
+    pub fn discovery_document<E>(
+        &self,
+        build: impl FnOnce(&[SigningAlg]) -> Result<String, E>,
+    ) -> Result<Arc<Document>, E> {
+        let snapshot = self.snapshot.load();
+        if let Some(doc) = snapshot.discovery.get() {
+            return Ok(Arc::clone(doc));
+        }
+        let doc = Arc::new(Document::new(build(&snapshot.algorithms)?));
+        // Two first requests at once may both build it; the first stored wins.
+        Ok(Arc::clone(snapshot.discovery.get_or_init(|| doc)))
+    }
+
     /// The algorithms with a key that signs now or will (for discovery).
     pub fn algorithms(&self) -> Vec<SigningAlg> {
-        let snapshot = self.current();
-        SigningAlg::ALL
-            .into_iter()
-            .filter(|a| snapshot.keys.iter().any(|k| k.alg == *a && k.retired_at.is_none()))
-            .collect()
+        self.snapshot.load().algorithms.clone()
     }
 }
 
@@ -243,8 +289,20 @@ impl Snapshot {
     fn new(keys: Vec<LoadedKey>) -> Result<Snapshot, ServiceError> {
         let refs: Vec<&SigningKey> = keys.iter().map(|k| k.key.as_ref()).collect();
         let jwks = signing::jwks(&refs);
-        let jwks_json: Arc<str> = serde_json::to_string(&jwks).map_err(ServiceError::internal)?.into();
-        Ok(Snapshot { keys, jwks_json, jwks: Arc::new(jwks) })
+        let json = serde_json::to_string(&jwks).map_err(ServiceError::internal)?;
+        let jwks_json: Arc<str> = json.as_str().into();
+        let algorithms = SigningAlg::ALL
+            .into_iter()
+            .filter(|a| keys.iter().any(|k| k.alg == *a && k.retired_at.is_none()))
+            .collect();
+        Ok(Snapshot {
+            keys,
+            jwks_json,
+            jwks: Arc::new(jwks),
+            jwks_document: Arc::new(Document::new(json)),
+            algorithms,
+            discovery: OnceLock::new(),
+        })
     }
 }
 
@@ -304,7 +362,7 @@ pub struct Rotated {
 /// waiting: one rotation at a time keeps exactly one signing key per algorithm.
 pub async fn rotate(
     store: &dyn Store,
-    data_key: &DataKey,
+    data_key: &DataKeys,
     algs: &[SigningAlg],
     actor: &str,
     now: i64,

@@ -1,6 +1,6 @@
 //! Password sign-in (1FA) and the gateway's browser session.
 
-use super::{ServiceError, blocking, random_token};
+use super::{ServiceError, random_token};
 use crate::app::AppState;
 use crate::assurance::{Method, VerifiedFactor};
 use crate::audit::AuditEvent;
@@ -38,6 +38,8 @@ pub async fn check_password(
     now: i64,
 ) -> Result<Account, LoginError> {
     let username = super::accounts::canonical_username(username);
+    // A place on the hashing pool first: a sign-in refused for load (503) counts nowhere.
+    let slot = super::hashing::reserve(state)?;
     let account = state.store.find_account_by_username(&username).await.map_err(ServiceError::from)?;
     match super::throttle::begin_login(state, &username, account.as_ref().map(|a| a.id), source, now).await {
         Ok(()) => {}
@@ -46,15 +48,12 @@ pub async fn check_password(
     }
     let params = state.password_params;
     let Some((account, hash)) = account.and_then(|a| a.password_hash.clone().map(|h| (a, h))) else {
-        let pw = pw.to_string();
-        blocking(state, move || password::dummy_verify(&pw, params)).await?;
+        slot.dummy_verify(pw.to_string(), params).await?;
         audit_failure(state, None, &username, now).await?;
         super::throttle::login_failed(state, source, now).await?;
         return Err(LoginError::BadCredentials);
     };
-    let candidate = pw.to_string();
-    let phc = hash.clone();
-    let ok = blocking(state, move || password::verify_password(&candidate, &phc)).await?;
+    let ok = slot.verify(pw.to_string(), hash.clone()).await?;
     if !ok {
         audit_failure(state, Some(account.id), &username, now).await?;
         super::throttle::login_failed(state, source, now).await?;
@@ -64,11 +63,13 @@ pub async fn check_password(
     if account.status != AccountStatus::Active {
         return Err(LoginError::Suspended);
     }
-    if password::needs_rehash(&hash, params) {
-        let pw = pw.to_string();
-        if let Ok(Ok(new_hash)) = blocking(state, move || password::hash_password(&pw, params)).await {
-            state.store.update_password_hash(account.id, &new_hash, now).await.map_err(ServiceError::from)?;
-        }
+    // Only when the stored hash is outdated: a second Argon2 run, and only if the pool has room
+    // (the upgrade waits for the next sign-in otherwise).
+    if password::needs_rehash(&hash, params)
+        && let Some(slot) = state.hashing.try_reserve()
+        && let Ok(Ok(new_hash)) = slot.hash(pw.to_string(), params).await
+    {
+        state.store.update_password_hash(account.id, &new_hash, now).await.map_err(ServiceError::from)?;
     }
     Ok(account)
 }

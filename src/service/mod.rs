@@ -5,6 +5,8 @@ pub mod accounts;
 pub mod authorize;
 pub mod certificates;
 pub mod clients;
+pub mod data_key;
+pub mod hashing;
 pub mod keys;
 pub mod login;
 pub mod logout;
@@ -27,6 +29,10 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The password hashing pool is full (`service::hashing`): refused at once, to be retried
+    /// (503 with `Retry-After`).
+    #[error("too busy: the password hashing queue is full")]
+    Busy,
 }
 
 impl ServiceError {
@@ -35,13 +41,14 @@ impl ServiceError {
     }
 }
 
-/// Runs CPU-heavy work (Argon2) on the blocking pool, at most one job per core at a time.
+/// Runs CPU-heavy work (Argon2) on the bounded hashing pool (`service::hashing`), or refuses
+/// it with [`ServiceError::Busy`] when the pool's queue is full. Password hashing itself should
+/// use `hashing::{verify, hash}`, which reuse the worker's Argon2 memory.
 pub async fn blocking<T: Send + 'static>(
     state: &AppState,
     job: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ServiceError> {
-    let _permit = state.hashing.acquire().await.map_err(ServiceError::internal)?;
-    tokio::task::spawn_blocking(job).await.map_err(ServiceError::internal)
+    hashing::reserve(state)?.run(move |_| job()).await
 }
 
 /// A fresh random token, or an internal error if the system's random source failed.

@@ -224,6 +224,19 @@ pub async fn start_registration(
     if !fresh(session, now) {
         return Err(PasskeyError::NotFresh);
     }
+    start_registration_for(state, account, kind, REGISTER, now).await
+}
+
+/// Starts registering a credential for `account`, parked as a ceremony of `ceremony_kind`
+/// (only a finish naming the same kind takes it). The caller has decided who may do so: the
+/// account holder (`start_registration`) or counter staff (`service::proofing::counter`).
+pub(crate) async fn start_registration_for(
+    state: &AppState,
+    account: &Account,
+    kind: KeyKind,
+    ceremony_kind: &str,
+    now: i64,
+) -> Result<Started<serde_json::Value>, PasskeyError> {
     let existing = state.store.list_passkeys(account.id).await?;
     // One user handle per account, so an authenticator replaces rather than duplicates.
     let user_handle = existing.first().map(|p| p.user_handle).unwrap_or_else(Uuid::new_v4);
@@ -254,7 +267,7 @@ pub async fn start_registration(
     };
     let parked = RegistrationState { user_handle, attested, kind, state: json };
     let ceremony =
-        park(state, REGISTER, Some(account.id), serde_json::to_string(&parked).map_err(internal)?, now).await?;
+        park(state, ceremony_kind, Some(account.id), serde_json::to_string(&parked).map_err(internal)?, now).await?;
     // Resident keys preferred (issue 5): a discoverable credential allows passwordless sign-in;
     // webauthn-rs asks for "discouraged" because some security keys have little storage.
     let mut options = serde_json::to_value(&ccr).map_err(internal)?;
@@ -280,7 +293,25 @@ pub async fn finish_registration(
     name: &str,
     now: i64,
 ) -> Result<PasskeyCredential, PasskeyError> {
-    let c = take(state, ceremony, REGISTER, Some(account.id), now).await?;
+    let audit = AuditEvent::new(now, "factor.enrolled", actor(account.id)).account(account.id);
+    finish_registration_for(state, account, REGISTER, ceremony, response, name, audit, now).await
+}
+
+/// Finishes a registration started by `start_registration_for` with the same `ceremony_kind`;
+/// `audit` (kind, actor, account) gets the credential's details and is appended with it, in
+/// one transaction.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn finish_registration_for(
+    state: &AppState,
+    account: &Account,
+    ceremony_kind: &str,
+    ceremony: &str,
+    response: &RegisterPublicKeyCredential,
+    name: &str,
+    audit: AuditEvent,
+    now: i64,
+) -> Result<PasskeyCredential, PasskeyError> {
+    let c = take(state, ceremony, ceremony_kind, Some(account.id), now).await?;
     let parked: RegistrationState = serde_json::from_str(&c.state_json).map_err(internal)?;
     let rp = relying_party(state)?;
     let refused = |e: WebauthnError| PasskeyError::Rejected(e.to_string());
@@ -324,8 +355,7 @@ pub async fn finish_registration(
         created_at: now,
         last_used_at: None,
     };
-    let audit = AuditEvent::new(now, "factor.enrolled", actor(account.id))
-        .account(account.id)
+    let audit = audit
         .detail("factor", "passkey")
         .detail("credential", credential.id.to_string())
         .detail("user_verified", f.user_verified)
@@ -336,7 +366,7 @@ pub async fn finish_registration(
         Ok(()) => Ok(credential),
         Err(StoreError::Conflict(_)) => {
             // Registered to this or another account already: refused, and recorded.
-            let event = AuditEvent::new(now, "factor.enrol_refused", actor(account.id))
+            let event = AuditEvent::new(now, "factor.enrol_refused", audit.actor.clone())
                 .account(account.id)
                 .detail("factor", "passkey")
                 .detail("reason", "credential_id_taken");

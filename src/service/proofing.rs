@@ -8,6 +8,12 @@
 //! or `2fa` with a certificate (DESIGN.md: staff who can raise anyone to AS-4 must be at least
 //! as well authenticated as the citizens they vouch for).
 
+pub mod config;
+pub mod counter;
+pub mod online;
+pub mod registry;
+pub mod review;
+
 use super::accounts::{FieldProblem, IdentityInput, RegistrationError, check_identity, check_username, taken, today};
 use super::{ServiceError, blocking};
 use crate::app::AppState;
@@ -547,6 +553,7 @@ pub async fn verified_claims(state: &AppState, account: &Account) -> Result<Opti
         time: r.at,
         method: r.method.clone(),
         process: r.id.to_string(),
+        source: r.source.clone(),
         documents: r
             .documents
             .iter()

@@ -284,8 +284,7 @@ pub async fn unlock_with_second_factor(
     let params = state.password_params;
     let account = state.store.find_account_by_username(&username).await?;
     let Some((account, hash)) = account.and_then(|a| a.password_hash.clone().map(|h| (a, h))) else {
-        let pw = password.to_string();
-        super::blocking(state, move || crate::authn::password::dummy_verify(&pw, params)).await?;
+        super::hashing::reserve(state)?.dummy_verify(password.to_string(), params).await?;
         return Err(UnlockError::Failed);
     };
     if state.store.locked_until(account.id, LOCK_KEY, now).await?.is_some() {
@@ -313,8 +312,7 @@ pub async fn unlock_with_second_factor(
         }
         Method::RecoveryCode
     };
-    let candidate = password.to_string();
-    let ok = super::blocking(state, move || crate::authn::password::verify_password(&candidate, &hash)).await?;
+    let ok = super::hashing::verify(state, password.to_string(), hash).await?;
     if !ok || account.status != crate::store::AccountStatus::Active {
         sf::fail(state, &account, "password_unlock", now).await?;
         return Err(UnlockError::Failed);

@@ -30,7 +30,11 @@ fn internal(e: impl std::fmt::Display) -> OAuthError {
 
 impl From<ServiceError> for OAuthError {
     fn from(e: ServiceError) -> Self {
-        internal(e)
+        match e {
+            // The hashing pool is full: retry later (503, `Retry-After` in `http::error`).
+            ServiceError::Busy => OAuthError::temporarily_unavailable("the server is busy; retry shortly"),
+            e => internal(e),
+        }
     }
 }
 

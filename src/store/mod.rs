@@ -9,11 +9,14 @@
 //! and append it in the same transaction, so a change is never without its audit record.
 //! Only this module imports sqlx.
 
+mod datakey_rows;
 mod hardening;
 mod hardening_rows;
 pub mod postgres;
 mod proofing;
 mod proofing_rows;
+mod review;
+mod review_rows;
 mod rows;
 pub mod sqlite;
 mod webauthn_rows;
@@ -62,8 +65,10 @@ impl std::fmt::Display for Conflict {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 pub use crate::model::*;
+pub use datakey_rows::{AadPart, IdKind, Reseal, RowValue, SealedColumn, SealedRow};
 pub use hardening::{SessionActivity, ThrottleFn, ThrottleState, ThrottleUpdate};
 pub use proofing::{ActivationCode, EvidenceDocument, EvidenceRecord, StaffMember, StaffRole};
+pub use review::{ReviewDecision, ReviewFile, ReviewOutcome, ReviewRequest, ReviewStatus};
 
 /// Storage contract shared by both backends. Every method is atomic.
 #[async_trait]
@@ -373,6 +378,14 @@ pub trait Store: Send + Sync {
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     /// Events in chain order, from sequence number `from_seq` on, at most `limit`.
     async fn list_audit(&self, from_seq: i64, limit: i64) -> StoreResult<Vec<StoredAuditEvent>>;
+    /// The events about one account (`account_id`), newest first: those with `seq < before`
+    /// when given, at most `limit` (the staff console's audit page, `store/*/staff_audit.rs`).
+    async fn list_account_audit(
+        &self,
+        account_id: Uuid,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredAuditEvent>>;
 
     // --- Passkeys (WebAuthn) ---
 
@@ -503,6 +516,62 @@ pub trait Store: Send + Sync {
         now: i64,
         audit: &AuditEvent,
     ) -> StoreResult<bool>;
+
+    // --- Review: AS-3 by uploaded ID-card photos (issue 8; records in store/review.rs) ---
+
+    /// Stores a new request with its files (each `(file, sealed content)`; `file.request_id` is
+    /// ignored, the request's id is used) and appends `audit`, in one transaction.
+    /// `Conflict(Other)`, and nothing written, when the account already has a pending request
+    /// (at most one), or the id or a file's id or side is taken.
+    async fn create_review_request(
+        &self,
+        request: &ReviewRequest,
+        files: &[(ReviewFile, String)],
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// Pending requests, oldest first, at most `limit`.
+    async fn list_pending_reviews(&self, limit: i64) -> StoreResult<Vec<ReviewRequest>>;
+    async fn count_pending_reviews(&self) -> StoreResult<i64>;
+    /// The request and its files' descriptions (front first), whatever its status.
+    async fn get_review_request(&self, id: Uuid) -> StoreResult<Option<(ReviewRequest, Vec<ReviewFile>)>>;
+    /// A file of the request with its sealed content; `None` when the file is not the request's.
+    async fn get_review_file(&self, request_id: Uuid, file_id: Uuid) -> StoreResult<Option<(ReviewFile, String)>>;
+    /// The account's newest request, whatever its status.
+    async fn latest_review_request(&self, account_id: Uuid) -> StoreResult<Option<ReviewRequest>>;
+    /// Decides a pending request (compare-and-set on `status = pending`: of two concurrent
+    /// decisions exactly one gets `Decided`, the other `NotPending`, and nothing is written for
+    /// it). With `evidence` (an approval) the account's level is also changed to
+    /// `evidence.to_level` and the record inserted — only if the level is still
+    /// `evidence.from_level` and the account still holds the ID number the request was made with
+    /// (else `AccountChanged`, and nothing written, the request stays pending). `audit` is
+    /// appended in the same transaction.
+    async fn decide_review(
+        &self,
+        decision: &ReviewDecision,
+        evidence: Option<&EvidenceRecord>,
+        audit: &AuditEvent,
+    ) -> StoreResult<ReviewOutcome>;
+
+    // --- Data-key rotation (issue 9; records in store/datakey_rows.rs) ---
+
+    /// Up to `limit` rows of `column` whose sealed value is not NULL and does not start with
+    /// `skip_prefix` (the current key's `v1.<id>.`), with an id greater than `after`, in id order.
+    async fn scan_sealed(
+        &self,
+        column: &SealedColumn,
+        skip_prefix: &str,
+        after: Option<&RowValue>,
+        limit: i64,
+    ) -> StoreResult<Vec<SealedRow>>;
+    /// In one transaction, sets each row's sealed value to `new` only where it still is `old`
+    /// (compare-and-set: a value written meanwhile is never overwritten). Returns how many
+    /// rows were updated.
+    async fn reseal(&self, column: &SealedColumn, updates: &[Reseal]) -> StoreResult<u64>;
+    /// How many values of `column` are sealed under each key id (`v1.<id>.…`), by key id.
+    async fn count_sealed_by_key(&self, column: &SealedColumn) -> StoreResult<Vec<(String, i64)>>;
+    /// How many audit events hold a value sealed under key `key_id` in their details (the
+    /// certificate evidence, which the append-only log never lets us re-encrypt).
+    async fn count_audit_sealed_with(&self, key_id: &str) -> StoreResult<i64>;
 }
 
 pub type DynStore = Arc<dyn Store>;

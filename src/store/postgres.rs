@@ -10,8 +10,11 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Transaction};
 use std::time::Duration;
 
+mod datakey;
 mod hardening;
 mod proofing;
+mod review;
+mod staff_audit;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -23,8 +26,15 @@ pub struct PgStore {
 impl PgStore {
     /// `url` is `postgres://user@host:port/database`.
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        let pool =
-            PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
+        // Every query is a persistent prepared statement, cached per connection: room for all
+        // of the store's (about 140; sqlx's default of 100 would evict and re-prepare).
+        let options = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(url)?
+            .statement_cache_capacity(super::sqlite::STATEMENT_CACHE);
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
         Ok(PgStore { pool })
     }
 
@@ -1592,6 +1602,75 @@ impl Store for PgStore {
         audit: &AuditEvent,
     ) -> StoreResult<bool> {
         self.pg_activate_account(code_hash, password_hash, now, audit).await
+    }
+
+    async fn create_review_request(
+        &self,
+        request: &ReviewRequest,
+        files: &[(ReviewFile, String)],
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        self.pg_create_review_request(request, files, audit).await
+    }
+
+    async fn list_pending_reviews(&self, limit: i64) -> StoreResult<Vec<ReviewRequest>> {
+        self.pg_list_pending_reviews(limit).await
+    }
+
+    async fn count_pending_reviews(&self) -> StoreResult<i64> {
+        self.pg_count_pending_reviews().await
+    }
+
+    async fn get_review_request(&self, id: Uuid) -> StoreResult<Option<(ReviewRequest, Vec<ReviewFile>)>> {
+        self.pg_get_review_request(id).await
+    }
+
+    async fn get_review_file(&self, request_id: Uuid, file_id: Uuid) -> StoreResult<Option<(ReviewFile, String)>> {
+        self.pg_get_review_file(request_id, file_id).await
+    }
+
+    async fn latest_review_request(&self, account_id: Uuid) -> StoreResult<Option<ReviewRequest>> {
+        self.pg_latest_review_request(account_id).await
+    }
+
+    async fn decide_review(
+        &self,
+        decision: &ReviewDecision,
+        evidence: Option<&EvidenceRecord>,
+        audit: &AuditEvent,
+    ) -> StoreResult<ReviewOutcome> {
+        self.pg_decide_review(decision, evidence, audit).await
+    }
+
+    async fn scan_sealed(
+        &self,
+        column: &SealedColumn,
+        skip_prefix: &str,
+        after: Option<&RowValue>,
+        limit: i64,
+    ) -> StoreResult<Vec<SealedRow>> {
+        self.pg_scan_sealed(column, skip_prefix, after, limit).await
+    }
+
+    async fn reseal(&self, column: &SealedColumn, updates: &[Reseal]) -> StoreResult<u64> {
+        self.pg_reseal(column, updates).await
+    }
+
+    async fn count_sealed_by_key(&self, column: &SealedColumn) -> StoreResult<Vec<(String, i64)>> {
+        self.pg_count_sealed_by_key(column).await
+    }
+
+    async fn count_audit_sealed_with(&self, key_id: &str) -> StoreResult<i64> {
+        self.pg_count_audit_sealed_with(key_id).await
+    }
+
+    async fn list_account_audit(
+        &self,
+        account_id: Uuid,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredAuditEvent>> {
+        self.pg_list_account_audit(account_id, before, limit).await
     }
 
     async fn get_audit_head(&self) -> StoreResult<(i64, String)> {

@@ -11,10 +11,16 @@ use sqlx::{SqliteConnection, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 
+mod datakey;
 mod hardening;
 mod proofing;
+mod review;
+mod staff_audit;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Prepared statements kept per connection (issue 10): more than the store has.
+pub(super) const STATEMENT_CACHE: usize = 512;
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -31,7 +37,10 @@ impl SqliteStore {
             // NORMAL is durable in WAL mode except for the last transactions on power loss;
             // FULL keeps every committed account through a power cut.
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // Every query is a persistent prepared statement, cached per connection: room for
+            // all of the store's (about 140; sqlx's default of 100 would evict and re-prepare).
+            .statement_cache_capacity(STATEMENT_CACHE);
         // An in-memory database exists per connection: keep exactly one.
         let max = if url.contains(":memory:") { 1 } else { 8 };
         let pool = SqlitePoolOptions::new().max_connections(max).connect_with(options).await?;
@@ -1597,6 +1606,75 @@ impl Store for SqliteStore {
         audit: &AuditEvent,
     ) -> StoreResult<bool> {
         self.sqlite_activate_account(code_hash, password_hash, now, audit).await
+    }
+
+    async fn create_review_request(
+        &self,
+        request: &ReviewRequest,
+        files: &[(ReviewFile, String)],
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        self.sqlite_create_review_request(request, files, audit).await
+    }
+
+    async fn list_pending_reviews(&self, limit: i64) -> StoreResult<Vec<ReviewRequest>> {
+        self.sqlite_list_pending_reviews(limit).await
+    }
+
+    async fn count_pending_reviews(&self) -> StoreResult<i64> {
+        self.sqlite_count_pending_reviews().await
+    }
+
+    async fn get_review_request(&self, id: Uuid) -> StoreResult<Option<(ReviewRequest, Vec<ReviewFile>)>> {
+        self.sqlite_get_review_request(id).await
+    }
+
+    async fn get_review_file(&self, request_id: Uuid, file_id: Uuid) -> StoreResult<Option<(ReviewFile, String)>> {
+        self.sqlite_get_review_file(request_id, file_id).await
+    }
+
+    async fn latest_review_request(&self, account_id: Uuid) -> StoreResult<Option<ReviewRequest>> {
+        self.sqlite_latest_review_request(account_id).await
+    }
+
+    async fn decide_review(
+        &self,
+        decision: &ReviewDecision,
+        evidence: Option<&EvidenceRecord>,
+        audit: &AuditEvent,
+    ) -> StoreResult<ReviewOutcome> {
+        self.sqlite_decide_review(decision, evidence, audit).await
+    }
+
+    async fn scan_sealed(
+        &self,
+        column: &SealedColumn,
+        skip_prefix: &str,
+        after: Option<&RowValue>,
+        limit: i64,
+    ) -> StoreResult<Vec<SealedRow>> {
+        self.sqlite_scan_sealed(column, skip_prefix, after, limit).await
+    }
+
+    async fn reseal(&self, column: &SealedColumn, updates: &[Reseal]) -> StoreResult<u64> {
+        self.sqlite_reseal(column, updates).await
+    }
+
+    async fn count_sealed_by_key(&self, column: &SealedColumn) -> StoreResult<Vec<(String, i64)>> {
+        self.sqlite_count_sealed_by_key(column).await
+    }
+
+    async fn count_audit_sealed_with(&self, key_id: &str) -> StoreResult<i64> {
+        self.sqlite_count_audit_sealed_with(key_id).await
+    }
+
+    async fn list_account_audit(
+        &self,
+        account_id: Uuid,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredAuditEvent>> {
+        self.sqlite_list_account_audit(account_id, before, limit).await
     }
 
     async fn get_audit_head(&self) -> StoreResult<(i64, String)> {

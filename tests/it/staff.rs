@@ -302,6 +302,23 @@ async fn counter_flow(database_url: Option<&str>) {
         .unwrap();
     assert_eq!(info["verified_claims"]["verification"]["trust_framework"], "vn_xacthuc", "{info}");
 
+    // The "done when": the built-in demo portal, opened on the citizen's phone (already
+    // signed in by the activation), shows the AS-4 acr and the verified_claims it received.
+    let mut url = server.url("/demo/login?acr=urn%3Axacthuc%3Aloa%3Aas4%3A1fa");
+    let mut demo = String::new();
+    for _ in 0..6 {
+        let resp = phone.get(&url).send().await.unwrap();
+        if resp.status().is_redirection() {
+            url = absolute(&server.base, &location(&resp));
+        } else {
+            assert_eq!(resp.status(), 200);
+            demo = resp.text().await.unwrap();
+            break;
+        }
+    }
+    assert!(demo.contains("<code id=\"acr\">urn:xacthuc:loa:as4:"), "{demo}");
+    assert!(demo.contains("verified_claims") && demo.contains("vn_xacthuc"), "{demo}");
+
     // Discovery says so (OIDC4IDA §8).
     let d: Value = reqwest::get(server.url("/.well-known/openid-configuration")).await.unwrap().json().await.unwrap();
     assert_eq!(d["verified_claims_supported"], true);

@@ -1,0 +1,30 @@
+//! SQLite: one account's audit events for the staff console (`Store::list_account_audit`).
+//! Served by the `audit_events_account` index (`account_id`, with the rowid `seq` behind it).
+
+use super::super::rows::AuditRow;
+use super::SqliteStore;
+use crate::audit::StoredAuditEvent;
+use crate::store::StoreResult;
+use uuid::Uuid;
+
+impl SqliteStore {
+    pub(super) async fn sqlite_list_account_audit(
+        &self,
+        account_id: Uuid,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredAuditEvent>> {
+        sqlx::query_as::<_, AuditRow>(
+            "SELECT seq, at, kind, actor, account_id, client_id, details, prev_hash, hash FROM audit_events \
+             WHERE account_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+        )
+        .bind(account_id)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(StoredAuditEvent::try_from)
+        .collect()
+    }
+}
