@@ -307,8 +307,19 @@ impl Server {
             .env("XACTHUC_DEMO__ENABLED", "false")
             // One hashing worker per core: the parallelism the raw Argon2id rate is measured with.
             .env("XACTHUC_PASSWORD__WORKERS", cores().to_string());
-        if let Some(url) = &self.database_url {
-            cmd.env("XACTHUC_DATABASE_URL", url);
+        match &self.database_url {
+            Some(url) => {
+                cmd.env("XACTHUC_DATABASE_URL", url);
+            }
+            // WAL synced by the operating system, not at every commit (docs/performance.md):
+            // with `full`, the default, each of a sign-in's three commits costs ~1.5 ms of
+            // kernel CPU here, taken from the hashing cores.
+            None => {
+                cmd.env(
+                    "XACTHUC_DATABASE_URL",
+                    format!("sqlite:{}?synchronous={}", self.dir.join("xacthuc.db").display(), sqlite_synchronous()),
+                );
+            }
         }
     }
 
@@ -591,6 +602,15 @@ async fn run_backend(backend: &'static str, database_url: Option<String>, plan: 
         format!("{backend}: start-up to first /healthz, empty database"),
         format!("{:.0} ms (migrations and signing key generation included)", startup.as_secs_f64() * 1000.0),
     );
+    if backend == "sqlite" {
+        report.fact(
+            "sqlite: synchronous",
+            format!(
+                "{} (XACTHUC_BENCH_SQLITE_SYNCHRONOUS; the gateway's default is full — docs/performance.md)",
+                sqlite_synchronous()
+            ),
+        );
+    }
     let pid = server.pid();
     tokio::time::sleep(Duration::from_millis(500)).await;
     report.fact(format!("{backend}: RSS idle after start"), format!("{:.1} MiB", rss_mib(pid)));
@@ -1137,6 +1157,14 @@ fn main() {
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench").join("last-run.txt");
     if let Err(e) = std::fs::create_dir_all(out.parent().unwrap()).and_then(|_| std::fs::write(&out, &table)) {
         eprintln!("could not write {}: {e}", out.display());
+    }
+}
+
+/// `XACTHUC_BENCH_SQLITE_SYNCHRONOUS` (`normal` unless set to `full`).
+fn sqlite_synchronous() -> String {
+    match std::env::var("XACTHUC_BENCH_SQLITE_SYNCHRONOUS").as_deref() {
+        Ok("full") => "full".into(),
+        _ => "normal".into(),
     }
 }
 

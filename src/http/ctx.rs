@@ -78,7 +78,7 @@ impl FromRequestParts<AppState> for WebCtx {
             None => None,
         };
         let is_staff = match &session {
-            Some((s, a)) => crate::service::proofing::counter::is_staff(state, s.id, a.id, now()).await,
+            Some((_, a)) => crate::service::proofing::counter::is_staff(state, a.id).await,
             None => false,
         };
         let csrf_name = cookie_name(state, "csrf");

@@ -29,14 +29,22 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// `url` is `sqlite:path/to/file.db` (created if missing) or `sqlite::memory:`.
+    ///
+    /// `?synchronous=normal` on the URL trades durability on power loss for speed: in WAL mode a
+    /// commit then survives a crash of the gateway (kill -9) but the last transactions before an
+    /// operating-system crash or power cut may be lost (never corrupted). The default, `full`,
+    /// syncs the WAL at every commit, which costs about 1.5 ms of kernel CPU per write on the
+    /// benchmark machine (docs/performance.md).
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        let (url, synchronous) = split_synchronous(url)?;
+        let url = url.as_str();
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .foreign_keys(true)
             .journal_mode(SqliteJournalMode::Wal)
             // NORMAL is durable in WAL mode except for the last transactions on power loss;
             // FULL keeps every committed account through a power cut.
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(synchronous)
             .busy_timeout(Duration::from_secs(10))
             // Every query is a persistent prepared statement, cached per connection: room for
             // all of the store's (about 140; sqlx's default of 100 would evict and re-prepare).
@@ -1709,5 +1717,49 @@ impl Store for SqliteStore {
         .into_iter()
         .map(StoredAuditEvent::try_from)
         .collect()
+    }
+}
+
+/// Takes `synchronous=full|normal` out of an SQLite URL's query (sqlx does not parse it).
+fn split_synchronous(url: &str) -> StoreResult<(String, SqliteSynchronous)> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), SqliteSynchronous::Full));
+    };
+    let mut synchronous = SqliteSynchronous::Full;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("synchronous", v)) => {
+                synchronous = match v.to_ascii_lowercase().as_str() {
+                    "full" => SqliteSynchronous::Full,
+                    "normal" => SqliteSynchronous::Normal,
+                    _ => {
+                        return Err(StoreError::Database(sqlx::Error::Configuration(
+                            format!("database_url: synchronous must be full or normal, not {v:?}").into(),
+                        )));
+                    }
+                }
+            }
+            _ => rest.push(pair),
+        }
+    }
+    let url = if rest.is_empty() { base.to_string() } else { format!("{base}?{}", rest.join("&")) };
+    Ok((url, synchronous))
+}
+
+#[cfg(test)]
+mod synchronous_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn synchronous_is_taken_from_the_url() {
+        let (url, s) = split_synchronous("sqlite:/x/y.db?synchronous=normal&mode=rwc").unwrap();
+        assert_eq!(url, "sqlite:/x/y.db?mode=rwc");
+        assert!(matches!(s, SqliteSynchronous::Normal));
+        let (url, s) = split_synchronous("sqlite:/x/y.db").unwrap();
+        assert_eq!(url, "sqlite:/x/y.db");
+        assert!(matches!(s, SqliteSynchronous::Full));
+        assert!(split_synchronous("sqlite:/x/y.db?synchronous=off").is_err());
     }
 }

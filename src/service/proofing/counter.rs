@@ -23,8 +23,6 @@ use crate::service::accounts::RegistrationError;
 use crate::service::passkeys::{self, KeyKind, PasskeyError, Started};
 use crate::store::{Account, AccountStatus, PasskeyCredential};
 use serde_json::Value;
-use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
 use uuid::Uuid;
 use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
@@ -270,48 +268,25 @@ pub fn masked_details(details: &Value) -> Vec<(String, String)> {
     out
 }
 
-/// How long a session's staff flag is trusted before it is looked up again.
-const STAFF_FLAG_SECONDS: i64 = 300;
-/// Sessions remembered at most (the cache is emptied of stale entries, then cleared, beyond).
-const STAFF_FLAG_MAX: usize = 10_000;
-
-/// Session id → (is staff, when looked up).
-static STAFF_FLAGS: LazyLock<Mutex<HashMap<Uuid, (bool, i64)>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
-
-/// Whether the signed-in account is staff, for the navigation's console link: one look-up per
-/// session every [`STAFF_FLAG_SECONDS`], remembered per session id in this process. Only a link
-/// depends on it; the console itself checks `super::access` on every request. A failed
-/// look-up shows no link.
-pub async fn is_staff(state: &AppState, session_id: Uuid, account_id: Uuid, now: i64) -> bool {
-    if let Ok(cache) = STAFF_FLAGS.lock()
-        && let Some((flag, at)) = cache.get(&session_id)
-        && now - at < STAFF_FLAG_SECONDS
-    {
-        return *flag;
-    }
-    let flag = match state.store.get_staff(account_id).await {
+/// Whether the signed-in account is staff, for the navigation's console link: one primary-key
+/// look-up per page for signed-in accounts (no process-wide cache, so no lock on the request
+/// path and no disagreement between instances). Only a link depends on it; the console itself
+/// checks `super::access` on every request. A failed look-up shows no link.
+pub async fn is_staff(state: &AppState, account_id: Uuid) -> bool {
+    match state.store.get_staff(account_id).await {
         Ok(member) => member.is_some(),
         Err(e) => {
             tracing::warn!(error = %e, "staff look-up for the navigation failed");
-            return false;
+            false
         }
-    };
-    if let Ok(mut cache) = STAFF_FLAGS.lock() {
-        if cache.len() >= STAFF_FLAG_MAX {
-            cache.retain(|_, (_, at)| now - *at < STAFF_FLAG_SECONDS);
-            if cache.len() >= STAFF_FLAG_MAX {
-                cache.clear();
-            }
-        }
-        cache.insert(session_id, (flag, now));
     }
-    flag
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::collections::HashMap;
 
     #[test]
     fn personal_data_in_details_is_masked() {
