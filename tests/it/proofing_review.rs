@@ -7,53 +7,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common::*;
-use crate::passkeys::{enrol, finish_passwordless, passwordless_assertion};
+use crate::staff::staff;
 use serde_json::Value;
-use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use xacthuc::assurance::AsLevel;
 use xacthuc::audit::AuditEvent;
 use xacthuc::store::StaffRole;
 
-const STAFF_PASSWORD: &str = "quầy tiếp nhận số một 2026";
-const OFFICE: &str = "UBND phường Bến Nghé";
 const EMAIL: &str = "hoa.pham@example.vn";
 const AUTHORITY: &str = "Cục Cảnh sát quản lý hành chính về trật tự xã hội";
-
-struct StaffUser {
-    weak: reqwest::Client,
-    mfa: reqwest::Client,
-}
-
-/// A staff member signed in twice: `weak` with the password only, `mfa` with a passkey that
-/// verified the user.
-async fn staff(server: &TestServer, username: &str) -> StaffUser {
-    xacthuc::service::proofing::add_staff(
-        &server.state,
-        username,
-        STAFF_PASSWORD,
-        StaffRole::CounterOfficer,
-        Some(OFFICE.into()),
-        xacthuc::app::now(),
-    )
-    .await
-    .unwrap();
-    let weak = client();
-    let page = weak.get(server.url("/login")).send().await.unwrap().text().await.unwrap();
-    let form = [
-        ("csrf", hidden(&page, "csrf")),
-        ("r", String::new()),
-        ("username", username.to_string()),
-        ("password", STAFF_PASSWORD.to_string()),
-    ];
-    assert_eq!(weak.post(server.url("/login")).form(&form).send().await.unwrap().status(), 303);
-    let mut key = SoftPasskey::new(true);
-    let enrolled = enrol(server, &weak, &mut key, "Khóa của cán bộ").await;
-    let mfa = client();
-    let (ceremony, assertion) = passwordless_assertion(server, &mfa, &mut key, &enrolled, true).await;
-    let (status, done) = finish_passwordless(server, &mfa, &ceremony, &assertion, "").await;
-    assert_eq!(status, 200, "{done}");
-    StaffUser { weak, mfa }
-}
 
 /// A citizen at AS-2 with a verified e-mail address, signed in with `http`.
 async fn citizen(server: &TestServer, http: &reqwest::Client, username: &str, id: &str) -> uuid::Uuid {
@@ -203,7 +164,7 @@ async fn photos_approved_by_staff_on_postgres() {
 
 async fn approve_flow(database_url: Option<&str>) {
     let server = TestServer::start_with(database_url).await;
-    let officer = staff(&server, "canbo.duyet").await;
+    let officer = staff(&server, "canbo.duyet", StaffRole::CounterOfficer).await;
     let http = client();
     let account_id = citizen(&server, &http, "hoa.pham", "001185000777").await;
 
@@ -325,7 +286,7 @@ async fn approve_flow(database_url: Option<&str>) {
 #[tokio::test]
 async fn a_rejection_keeps_the_level_and_tells_the_citizen_why() {
     let server = TestServer::start().await;
-    let officer = staff(&server, "canbo.tuchoi").await;
+    let officer = staff(&server, "canbo.tuchoi", StaffRole::CounterOfficer).await;
     let http = client();
     let account_id = citizen(&server, &http, "hoa.pham", "001185000777").await;
     send_photos(&server, &http).await;
@@ -361,8 +322,8 @@ async fn a_rejection_keeps_the_level_and_tells_the_citizen_why() {
 #[tokio::test]
 async fn staff_never_decide_on_their_own_account_or_a_colleagues() {
     let server = TestServer::start().await;
-    let officer = staff(&server, "canbo.mot").await;
-    let colleague = staff(&server, "canbo.hai").await;
+    let officer = staff(&server, "canbo.mot", StaffRole::CounterOfficer).await;
+    let colleague = staff(&server, "canbo.hai", StaffRole::CounterOfficer).await;
     let store = &server.state.store;
     let me = store.find_account_by_username("canbo.mot").await.unwrap().unwrap();
     let at = xacthuc::app::now();

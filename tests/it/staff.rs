@@ -13,20 +13,20 @@ use serde_json::Value;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use xacthuc::store::StaffRole;
 
-const CB: &str = "https://portal.example.vn/cb";
-const STAFF_PASSWORD: &str = "quầy tiếp nhận số một 2026";
-const CITIZEN_PASSWORD: &str = "cây đa giếng nước sân đình";
-const OFFICE: &str = "UBND phường Bến Nghé";
+pub(crate) const CB: &str = "https://portal.example.vn/cb";
+pub(crate) const STAFF_PASSWORD: &str = "quầy tiếp nhận số một 2026";
+pub(crate) const CITIZEN_PASSWORD: &str = "cây đa giếng nước sân đình";
+pub(crate) const OFFICE: &str = "UBND phường Bến Nghé";
 
 /// A staff member and two browsers: `weak` signed in with the password only, `mfa` signed in
 /// with a passkey that verified the user.
-struct StaffUser {
-    id: String,
-    weak: reqwest::Client,
-    mfa: reqwest::Client,
+pub(crate) struct StaffUser {
+    pub(crate) id: String,
+    pub(crate) weak: reqwest::Client,
+    pub(crate) mfa: reqwest::Client,
 }
 
-async fn staff(server: &TestServer, username: &str, role: StaffRole) -> StaffUser {
+pub(crate) async fn staff(server: &TestServer, username: &str, role: StaffRole) -> StaffUser {
     let account = xacthuc::service::proofing::add_staff(
         &server.state,
         username,
@@ -57,12 +57,12 @@ async fn staff(server: &TestServer, username: &str, role: StaffRole) -> StaffUse
 }
 
 /// GET; the page with `/` unescaped (templates escape it as `&#x2f;`).
-async fn get(server: &TestServer, http: &reqwest::Client, path: &str) -> (u16, String) {
+pub(crate) async fn get(server: &TestServer, http: &reqwest::Client, path: &str) -> (u16, String) {
     let resp = http.get(server.url(path)).send().await.unwrap();
     (resp.status().as_u16(), resp.text().await.unwrap().replace("&#x2f;", "/"))
 }
 
-async fn csrf(server: &TestServer, http: &reqwest::Client) -> String {
+pub(crate) async fn csrf(server: &TestServer, http: &reqwest::Client) -> String {
     hidden(&get(server, http, "/account").await.1, "csrf")
 }
 
@@ -71,7 +71,12 @@ async fn post(server: &TestServer, http: &reqwest::Client, path: &str, form: &[(
 }
 
 /// Registers a citizen at the counter; returns the citizen page's path.
-async fn register_at_counter(server: &TestServer, officer: &reqwest::Client, username: &str, id: &str) -> String {
+pub(crate) async fn register_at_counter(
+    server: &TestServer,
+    officer: &reqwest::Client,
+    username: &str,
+    id: &str,
+) -> String {
     let token = csrf(server, officer).await;
     let resp = post(server, officer, "/staff/search", &[("csrf", &token), ("national_id", id)]).await;
     assert_eq!(resp.status(), 200);

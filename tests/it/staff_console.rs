@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common::*;
-use crate::passkeys::{enrol, finish_passwordless, passwordless_assertion};
+use crate::staff::{CB, CITIZEN_PASSWORD, OFFICE, csrf, get, register_at_counter, staff};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
@@ -17,58 +17,6 @@ use webauthn_authenticator_rs::prelude::{CreationChallengeResponse, RequestChall
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use xacthuc::audit::AuditEvent;
 use xacthuc::store::StaffRole;
-
-const CB: &str = "https://portal.example.vn/cb";
-const STAFF_PASSWORD: &str = "quầy tiếp nhận số một 2026";
-const CITIZEN_PASSWORD: &str = "cây đa giếng nước sân đình";
-const OFFICE: &str = "UBND phường Bến Nghé";
-
-struct StaffUser {
-    id: String,
-    weak: reqwest::Client,
-    mfa: reqwest::Client,
-}
-
-/// A staff member signed in twice: `weak` with the password only, `mfa` with a passkey that
-/// verified the user (enrolled on the staff member's own account page).
-async fn staff(server: &TestServer, username: &str, role: StaffRole) -> StaffUser {
-    let account = xacthuc::service::proofing::add_staff(
-        &server.state,
-        username,
-        STAFF_PASSWORD,
-        role,
-        Some(OFFICE.into()),
-        xacthuc::app::now(),
-    )
-    .await
-    .unwrap();
-    let weak = client();
-    let page = weak.get(server.url("/login")).send().await.unwrap().text().await.unwrap();
-    let form = [
-        ("csrf", hidden(&page, "csrf")),
-        ("r", String::new()),
-        ("username", username.to_string()),
-        ("password", STAFF_PASSWORD.to_string()),
-    ];
-    assert_eq!(weak.post(server.url("/login")).form(&form).send().await.unwrap().status(), 303);
-    let mut key = SoftPasskey::new(true);
-    let enrolled = enrol(server, &weak, &mut key, "Khóa của cán bộ").await;
-    let mfa = client();
-    let (ceremony, assertion) = passwordless_assertion(server, &mfa, &mut key, &enrolled, true).await;
-    let (status, done) = finish_passwordless(server, &mfa, &ceremony, &assertion, "").await;
-    assert_eq!(status, 200, "{done}");
-    StaffUser { id: account.id.to_string(), weak, mfa }
-}
-
-/// GET; the page with `/` unescaped (templates escape it as `&#x2f;`).
-async fn get(server: &TestServer, http: &reqwest::Client, path: &str) -> (u16, String) {
-    let resp = http.get(server.url(path)).send().await.unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap().replace("&#x2f;", "/"))
-}
-
-async fn csrf(server: &TestServer, http: &reqwest::Client) -> String {
-    hidden(&get(server, http, "/account").await.1, "csrf")
-}
 
 async fn post_json(server: &TestServer, http: &reqwest::Client, path: &str, csrf: &str, body: Value) -> (u16, Value) {
     let resp = http.post(server.url(path)).header("X-CSRF-Token", csrf).json(&body).send().await.unwrap();
@@ -80,26 +28,6 @@ async fn post_json(server: &TestServer, http: &reqwest::Client, path: &str, csrf
 fn origin(server: &TestServer) -> Url {
     let port = server.base.rsplit(':').next().unwrap();
     Url::parse(&format!("http://localhost:{port}")).unwrap()
-}
-
-/// Registers a citizen at the counter at AS-4; returns the citizen page's path.
-async fn register_at_counter(server: &TestServer, officer: &reqwest::Client, username: &str, id: &str) -> String {
-    let token = csrf(server, officer).await;
-    let form = [
-        ("csrf", token.as_str()),
-        ("username", username),
-        ("national_id", id),
-        ("full_name", "Phạm Thị Hoa"),
-        ("birth_date", "1985-11-20"),
-        ("sex", "female"),
-        ("doc_kind", "cccd"),
-        ("doc_number", ""),
-        ("doc_authority", "Cục Cảnh sát quản lý hành chính về trật tự xã hội"),
-        ("doc_expiry", "2045-11-20"),
-    ];
-    let resp = officer.post(server.url("/staff/citizens")).form(&form).send().await.unwrap();
-    assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap());
-    location(&resp).trim_end_matches("?done=created").to_string()
 }
 
 /// What the counter enrolment left: the credential id and the user handle (a browser returns
