@@ -418,6 +418,19 @@ async fn account_page(
         Ok(e) => e,
         Err(e) => return service_failure(ctx, e),
     };
+    // The latest photo review, while it waits or after a refusal (its reason), so the citizen
+    // sees it without opening /account/verify/review.
+    let review = match state.store.latest_review_request(account.id).await {
+        Ok(r) => r.filter(|r| r.status.as_str() != "approved").map(|r| {
+            context! {
+                status => r.status.as_str(),
+                sent => dmy_time(r.created_at),
+                decided => r.decided_at.map(dmy_time),
+                reason => r.reason,
+            }
+        }),
+        Err(e) => return service_failure(ctx, e.into()),
+    };
     let second = context! {
         certificates => certificates,
         passkeys => passkeys,
@@ -445,7 +458,7 @@ async fn account_page(
     ctx.page(
         status,
         "account.html",
-        context! { account => view, second => second, sessions => sessions, pending => pending, errors => errors, form => form, evidence => evidence },
+        context! { account => view, second => second, sessions => sessions, pending => pending, errors => errors, form => form, evidence => evidence, review => review },
     )
 }
 

@@ -290,6 +290,9 @@ async fn a_rejection_keeps_the_level_and_tells_the_citizen_why() {
     let http = client();
     let account_id = citizen(&server, &http, "hoa.pham", "001185000777").await;
     send_photos(&server, &http).await;
+    // The account page says a request is waiting.
+    let (_, page) = get(&server, &http, "/account").await;
+    assert!(page.contains("id=\"review-status\"") && page.contains("Hồ sơ đang chờ cán bộ duyệt"), "{page}");
     let path = pending_path(&server, &officer.mfa).await;
     let token = csrf_of(&server, &officer.mfa, &path).await;
 
@@ -308,6 +311,8 @@ async fn a_rejection_keeps_the_level_and_tells_the_citizen_why() {
     let (_, page) = get(&server, &http, "/account/verify/review").await;
     assert!(page.contains("Hồ sơ không được duyệt lúc") && page.contains(reason), "{page}");
     assert!(page.contains("Gửi lại ảnh thẻ căn cước"), "a new request may be sent: {page}");
+    let (_, page) = get(&server, &http, "/account").await;
+    assert!(page.contains("Hồ sơ không được duyệt lúc") && page.contains(reason), "and on the account page: {page}");
     let outbox = server.state.store.list_outbox(20).await.unwrap();
     assert!(outbox.iter().any(|m| m.recipient == EMAIL && m.body.contains(reason)), "{outbox:?}");
     let events = audit(&server).await;
