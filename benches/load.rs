@@ -299,6 +299,13 @@ struct Server {
 
 impl Server {
     fn env(&self, cmd: &mut Command) {
+        // The bench's own settings share the gateway's XACTHUC_ prefix, which the gateway
+        // would read as configuration (and refuse as unknown fields).
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("XACTHUC_BENCH_") {
+                cmd.env_remove(key);
+            }
+        }
         cmd.env("XACTHUC_DATA_DIR", &self.dir)
             .env("XACTHUC_LISTEN", format!("127.0.0.1:{}", self.port))
             .env("XACTHUC_ISSUER", &self.base)
