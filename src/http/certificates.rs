@@ -8,6 +8,7 @@
 //! script). A refused signature shows its reason and a new challenge.
 
 use super::ctx::{WebCtx, secret_cookie};
+use super::ctx::{bad_form, parse};
 use super::oidc::{after_login, csrf_failed, service_failure};
 use crate::app::{AppState, now};
 use crate::certs::ChallengePurpose;
@@ -56,15 +57,6 @@ pub struct SignedForm {
 pub struct CsrfForm {
     #[serde(default)]
     csrf: String,
-}
-
-fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Option<T> {
-    serde_urlencoded::from_bytes(body).ok()
-}
-
-fn bad_form(ctx: WebCtx) -> Response {
-    let (title, message) = (ctx.t("err_form_title"), ctx.t("err_form_text"));
-    ctx.error_page(StatusCode::BAD_REQUEST, title, message)
 }
 
 /// Which page: the form's target and its texts.

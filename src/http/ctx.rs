@@ -164,3 +164,14 @@ pub fn safe_local_path(next: &str) -> Option<&str> {
     let ok = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') && !next.contains("://");
     ok.then_some(next)
 }
+
+/// A URL-encoded form body, or `None` when it does not deserialise.
+pub fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<T> {
+    serde_urlencoded::from_bytes(body).ok()
+}
+
+/// The page for a form that could not be read (400), in the visitor's language.
+pub fn bad_form(ctx: WebCtx) -> Response {
+    let (title, message) = (ctx.t("err_form_title"), ctx.t("err_form_text"));
+    ctx.error_page(StatusCode::BAD_REQUEST, title, message)
+}

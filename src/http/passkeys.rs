@@ -6,6 +6,7 @@
 //! - `POST /passkey/login/start|finish`: passwordless sign-in (discoverable credential).
 //! - `POST /passkey/second/start|finish`: a passkey as the second step (signed in).
 
+use super::ctx::bad_form;
 use super::ctx::{WebCtx, secret_cookie};
 use super::oidc::{after_login, csrf_failed, service_failure};
 use crate::app::{AppState, now};
@@ -235,11 +236,6 @@ pub struct NameForm {
     csrf: String,
     #[serde(default)]
     name: String,
-}
-
-fn bad_form(ctx: WebCtx) -> Response {
-    let (title, message) = (ctx.t("err_form_title"), ctx.t("err_form_text"));
-    ctx.error_page(StatusCode::BAD_REQUEST, title, message)
 }
 
 fn form<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Option<T> {

@@ -2,6 +2,7 @@
 //! recovery codes, and the "always ask" setting.
 
 use super::ctx::{WebCtx, secret_cookie};
+use super::ctx::{bad_form, parse};
 use super::oidc::{after_login, csrf_failed, service_failure};
 use crate::app::{AppState, now};
 use crate::notify::Channel;
@@ -20,15 +21,6 @@ use uuid::Uuid;
 #[derive(Deserialize)]
 pub struct PendingParam {
     r: Option<String>,
-}
-
-fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Option<T> {
-    serde_urlencoded::from_bytes(body).ok()
-}
-
-fn bad_form(ctx: WebCtx) -> Response {
-    let (title, message) = (ctx.t("err_form_title"), ctx.t("err_form_text"));
-    ctx.error_page(StatusCode::BAD_REQUEST, title, message)
 }
 
 fn channel_of(s: &str) -> Option<Channel> {

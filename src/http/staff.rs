@@ -4,6 +4,7 @@
 //! Also `/activate` (the citizen's side of the letter) and the evidence block of the account page.
 
 use super::ctx::{WebCtx, secret_cookie};
+use super::ctx::{bad_form, parse};
 use super::oidc::{csrf_failed, service_failure};
 use super::web::dmy_time;
 use crate::app::{AppState, now};
@@ -20,15 +21,6 @@ use minijinja::{Value, context};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
-
-fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Option<T> {
-    serde_urlencoded::from_bytes(body).ok()
-}
-
-fn bad_form(ctx: WebCtx) -> Response {
-    let (title, message) = (ctx.t("err_form_title"), ctx.t("err_form_text"));
-    ctx.error_page(StatusCode::BAD_REQUEST, title, message)
-}
 
 fn problems_map(problems: &[FieldProblem]) -> BTreeMap<&'static str, Vec<String>> {
     let mut m: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();

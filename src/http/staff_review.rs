@@ -5,6 +5,7 @@
 //! `/staff`; the rules are `service::proofing::review`.
 
 use super::ctx::WebCtx;
+use super::ctx::{bad_form, parse};
 use super::oidc::{csrf_failed, service_failure};
 use super::staff::{no_store, staff_or_refuse};
 use super::web::dmy_time;
@@ -21,15 +22,6 @@ use minijinja::{Value, context};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use uuid::Uuid;
-
-fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Option<T> {
-    serde_urlencoded::from_bytes(body).ok()
-}
-
-fn bad_form(ctx: WebCtx) -> Response {
-    let (title, message) = (ctx.t("err_form_title"), ctx.t("err_form_text"));
-    ctx.error_page(StatusCode::BAD_REQUEST, title, message)
-}
 
 fn not_found(ctx: WebCtx) -> Response {
     let (title, message) = (ctx.t("err_not_found_title"), ctx.t("err_review_not_found"));

@@ -3,6 +3,7 @@
 //! (`service::throttle::unlock_with_second_factor`), and is signed in with both.
 
 use super::client_ip::ClientIp;
+use super::ctx::bad_form;
 use super::ctx::{WebCtx, secret_cookie};
 use super::oidc::{after_login, csrf_failed, service_failure};
 use crate::app::{AppState, now};
@@ -49,8 +50,7 @@ pub async fn unlock_post(
     body: Bytes,
 ) -> Response {
     let Ok(form) = serde_urlencoded::from_bytes::<UnlockForm>(&body) else {
-        let (title, message) = (ctx.t("err_form_title"), ctx.t("err_form_text"));
-        return ctx.error_page(StatusCode::BAD_REQUEST, title, message);
+        return bad_form(ctx);
     };
     if !ctx.csrf_ok(&form.csrf) {
         return csrf_failed(ctx);

@@ -5,6 +5,7 @@
 //! at `/account/verify/review` (its own module); the hub links to it when enabled.
 
 use super::ctx::WebCtx;
+use super::ctx::{bad_form, parse};
 use super::oidc::{csrf_failed, service_failure};
 use crate::app::{AppState, now};
 use crate::service::certificates::CertServiceError;
@@ -16,15 +17,6 @@ use axum::response::Response;
 use base64::Engine;
 use minijinja::context;
 use serde::Deserialize;
-
-fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Option<T> {
-    serde_urlencoded::from_bytes(body).ok()
-}
-
-fn bad_form(ctx: WebCtx) -> Response {
-    let (title, message) = (ctx.t("err_form_title"), ctx.t("err_form_text"));
-    ctx.error_page(StatusCode::BAD_REQUEST, title, message)
-}
 
 /// Pages about the citizen's identity: never cached.
 fn no_store(mut response: Response) -> Response {

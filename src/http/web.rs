@@ -2,6 +2,7 @@
 
 use super::client_ip::ClientIp;
 use super::ctx::{LANG_COOKIE, WebCtx, removal, safe_local_path, secret_cookie};
+use super::ctx::{bad_form, parse};
 use super::oidc::{after_login, csrf_failed, service_failure};
 use crate::app::{AppState, now};
 use crate::service::accounts::{self, FieldProblem, IdentityInput, RegistrationError, RegistrationInput};
@@ -74,10 +75,6 @@ fn problems_map(problems: &[FieldProblem]) -> BTreeMap<&'static str, Vec<String>
     m
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Option<T> {
-    serde_urlencoded::from_bytes(body).ok()
-}
-
 #[derive(Deserialize)]
 pub struct PendingParam {
     r: Option<String>,
@@ -138,8 +135,7 @@ pub async fn login_post(
     body: Bytes,
 ) -> Response {
     let Some(form) = parse::<LoginForm>(&body) else {
-        let (title, message) = (ctx.t("err_form_title"), ctx.t("err_form_text"));
-        return ctx.error_page(StatusCode::BAD_REQUEST, title, message);
+        return bad_form(ctx);
     };
     if !ctx.csrf_ok(&form.csrf) {
         return csrf_failed(ctx);
@@ -309,8 +305,7 @@ pub async fn register_post(
     body: Bytes,
 ) -> Response {
     let Some(form) = parse::<RegisterForm>(&body) else {
-        let (title, message) = (ctx.t("err_form_title"), ctx.t("err_form_text"));
-        return ctx.error_page(StatusCode::BAD_REQUEST, title, message);
+        return bad_form(ctx);
     };
     if !ctx.csrf_ok(&form.csrf) {
         return csrf_failed(ctx);
@@ -485,8 +480,7 @@ pub struct IdentityForm {
 
 pub async fn identity_post(State(state): State<AppState>, ctx: WebCtx, body: Bytes) -> Response {
     let Some(form) = parse::<IdentityForm>(&body) else {
-        let (title, message) = (ctx.t("err_form_title"), ctx.t("err_form_text"));
-        return ctx.error_page(StatusCode::BAD_REQUEST, title, message);
+        return bad_form(ctx);
     };
     if !ctx.csrf_ok(&form.csrf) {
         return csrf_failed(ctx);
