@@ -7,7 +7,7 @@
 //! fixed time, per-request latency), and prints one table, also written to
 //! `bench/last-run.txt`.
 //!
-//! `cargo bench --bench load [-- --quick] [-- --sqlite-only]`, or `bench/run [--quick]`.
+//! `cargo bench --bench load [-- --quick] [-- --sqlite-only] [-- --sign-in-only]`, or `bench/run [--quick]`.
 //! The load generator shares the machine's cores with the gateway: the figures are a floor.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -23,7 +23,10 @@ use tokio::sync::Mutex;
 
 const BIN: &str = env!("CARGO_BIN_EXE_xacthuc");
 const PG_ENV: &str = "XACTHUC_BENCH_POSTGRES_URL";
-const PG_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// Loopback without TLS, as an operator with the database on the same host would connect (over
+/// the Unix socket): TLS on loopback cost ~0.3 ms of CPU per sign-in on both ends, taken from
+/// the hashing cores (docs/performance.md). A URL given in `XACTHUC_BENCH_POSTGRES_URL` is used as is.
+const PG_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable";
 const CB: &str = "http://127.0.0.1/bench/cb";
 const PASSWORD: &str = "hoa sen nở giữa đầm 2024";
 const USERNAME: &str = "bench";
@@ -40,6 +43,8 @@ const CONCURRENCY: [usize; 3] = [1, 16, 64];
 /// Run settings: the default run, or `--quick` (a smoke run of the same steps).
 struct Plan {
     quick: bool,
+    /// Only the password sign-in cell (`--sign-in-only`), to work on the Argon2 ratio.
+    sign_in_only: bool,
     /// Length of one measurement cell.
     cell: Duration,
     /// Authorization codes generated per cell (codes are single use).
@@ -405,7 +410,33 @@ impl Drop for Server {
 
 /// CPU time (user + system) a process has used so far, in seconds (`/proc/<pid>/stat`).
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_cpu_seconds(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU time of a process's threads whose name starts with `prefix` (`argon2-`: the hashing
+/// workers), in seconds.
+fn threads_cpu_seconds(pid: u32, prefix: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0.0 };
+    tasks
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix)))
+        .map(|t| stat_cpu_seconds(&t.path().join("stat").to_string_lossy()))
+        .sum()
+}
+
+/// Busy CPU time of the whole machine (all cores, `/proc/stat`: all but idle and iowait), in
+/// seconds.
+fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<f64> =
+        stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    let (total, idle): (f64, f64) = (fields.iter().take(8).sum(), fields.iter().skip(3).take(2).sum());
+    (total - idle) / 100.0
+}
+
+/// utime + stime of a `/proc/…/stat` file, in seconds.
+fn stat_cpu_seconds(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the command name (which is in parentheses and may hold spaces).
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -599,7 +630,6 @@ async fn generate_codes(
 
 /// One backend's run: every measurement on a fresh gateway.
 async fn run_backend(backend: &'static str, database_url: Option<String>, plan: &Plan, report: &mut Report) {
-    let quick = plan.quick;
     eprintln!("== {backend}");
     let tmp = tempfile::tempdir().unwrap();
     let mut server = Server::new(tmp.path(), database_url);
@@ -615,6 +645,17 @@ async fn run_backend(backend: &'static str, database_url: Option<String>, plan: 
             format!(
                 "{} (XACTHUC_BENCH_SQLITE_SYNCHRONOUS; the gateway's default is full — docs/performance.md)",
                 sqlite_synchronous()
+            ),
+        );
+    }
+    if let Some(url) = server.database_url.as_deref().and_then(|u| url::Url::parse(u).ok()) {
+        report.fact(
+            "postgres: connection",
+            format!(
+                "{}:{} {} (XACTHUC_BENCH_POSTGRES_URL; commits synchronous, the server's default)",
+                url.host_str().unwrap_or("?"),
+                url.port().unwrap_or(5432),
+                url.query().unwrap_or("default TLS negotiation")
             ),
         );
     }
@@ -680,6 +721,13 @@ async fn run_backend(backend: &'static str, database_url: Option<String>, plan: 
     token(&probe, &server, &es, &[("grant_type", "authorization_code"), ("code", &first), ("redirect_uri", CB)])
         .await
         .unwrap();
+
+    if plan.sign_in_only {
+        sign_in_cell(backend, &server, pid, plan, report).await;
+        let mut server = Arc::try_unwrap(server).ok().expect("no other holder of the server");
+        server.stop().await;
+        return;
+    }
 
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
     let sampler = RssSampler::start(pid);
@@ -784,69 +832,8 @@ async fn run_backend(backend: &'static str, database_url: Option<String>, plan: 
 
     report.fact(format!("{backend}: RSS after discovery and JWKS"), format!("{:.1} MiB", rss_mib(pid)));
 
-    // Password sign-in alone, and the full browserless flow, as new visitors. The physical
-    // limit, the raw Argon2id rate, is measured right before and right after the sign-in cell
-    // with the gateway idle, through the gateway's own hashing pool code (`HashingPool`: the
-    // same parameters, the same per-worker memory reuse, the same number of workers — one per
-    // core, as the gateway is configured here), so both see the same machine and the same
-    // parallelism (other work on a shared machine moves both alike).
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    // Four sign-ins offered per worker: every worker hashing and its queue never empty while
-    // the other sign-ins do their database and HTTP work (well within the default queue of
-    // 16 per worker: none is shed).
-    let login_conc = cores * 4;
-    let nav = navigator();
-    let raw_before = raw_argon2_rate(plan_raw(quick), cores).await;
-    let cpu_per_signin: (f64, f64);
-    let signin_rate = {
-        let (server, nav) = (server.clone(), nav.clone());
-        // Warm-up: every worker has its memory block, as in the raw measurement.
-        for w in 0..login_conc {
-            let _ = password_sign_in(&nav, &server, &signin_user(w)).await;
-        }
-        let (gateway_cpu, bench_cpu) = (cpu_seconds(pid), cpu_seconds(std::process::id()));
-        let s = measure(login_conc, plan.cell * 2, move |w| {
-            let (server, nav) = (server.clone(), nav.clone());
-            async move {
-                password_sign_in(&nav, &server, &signin_user(w)).await?;
-                Ok(Step::Done)
-            }
-        })
-        .await;
-        report.row(backend, "password sign-in (GET+POST /login)", login_conc, &s, "");
-        let n = s.ok().max(1) as f64;
-        let gateway_ms = (cpu_seconds(pid) - gateway_cpu) * 1000.0 / n;
-        let bench_ms = (cpu_seconds(std::process::id()) - bench_cpu) * 1000.0 / n;
-        cpu_per_signin = (gateway_ms, bench_ms);
-        s.rps()
-    };
-    let raw_after = raw_argon2_rate(plan_raw(quick), cores).await;
-    let raw = (raw_before.0 + raw_after.0) / 2.0;
-    let params = raw_before.1;
-    report.fact(
-        format!("{backend}: raw Argon2id verifications/s"),
-        format!(
-            "{raw:.1} (mean of {:.1} before and {:.1} after the sign-in cell; the gateway's hashing pool, {cores} workers = cores; m={} KiB, t={}, p={})",
-            raw_before.0, raw_after.0, params.memory_kib, params.iterations, params.parallelism
-        ),
-    );
-    report.fact(
-        format!("{backend}: password sign-in / raw Argon2id"),
-        format!("{:.2} ({signin_rate:.1} sign-ins/s ÷ {raw:.1} hashes/s; goal ≥ 0.9)", signin_rate / raw),
-    );
-    // Where the cores went: one hash costs `cores / raw` core-seconds; the rest of the gateway's
-    // CPU per sign-in is HTTP, templates, database and audit; the load generator shares the
-    // same cores.
-    report.fact(
-        format!("{backend}: CPU per password sign-in"),
-        format!(
-            "gateway {:.1} ms (Argon2id ≈ {:.1} ms of it), load generator {:.1} ms",
-            cpu_per_signin.0,
-            cores as f64 * 1000.0 / raw,
-            cpu_per_signin.1
-        ),
-    );
-    report.fact(format!("{backend}: RSS after password sign-in"), format!("{:.1} MiB", rss_mib(pid)));
+    // Then the full browserless flow, as new visitors.
+    let login_conc = sign_in_cell(backend, &server, pid, plan, report).await;
     for conc in [1, login_conc] {
         let (http, server, client) = (http.clone(), server.clone(), es.clone());
         let s = measure(conc, plan.cell * 2, move |w| {
@@ -930,6 +917,87 @@ async fn run_backend(backend: &'static str, database_url: Option<String>, plan: 
         eprintln!("{backend}: {} ERROR lines in the gateway's log, first: {first}", errors.len());
         report.fact(format!("{backend}: gateway log"), format!("{} ERROR lines, first: {first}", errors.len()));
     }
+}
+
+/// The password sign-in cell between two raw Argon2id measurements, with the ratio and the CPU
+/// per sign-in. Returns the concurrency it used.
+async fn sign_in_cell(
+    backend: &'static str,
+    server: &Arc<Server>,
+    pid: u32,
+    plan: &Plan,
+    report: &mut Report,
+) -> usize {
+    // Password sign-in alone, as new visitors. The physical
+    // limit, the raw Argon2id rate, is measured right before and right after the sign-in cell
+    // with the gateway idle, through the gateway's own hashing pool code (`HashingPool`: the
+    // same parameters, the same per-worker memory reuse, the same number of workers — one per
+    // core, as the gateway is configured here), so both see the same machine and the same
+    // parallelism (other work on a shared machine moves both alike).
+    let cores = cores();
+    // Four sign-ins offered per worker: every worker hashing and its queue never empty while
+    // the other sign-ins do their database and HTTP work (well within the default queue of
+    // 16 per worker: none is shed).
+    let login_conc = cores * 4;
+    let quick = plan.quick;
+    let nav = navigator();
+    let raw_before = raw_argon2_rate(plan_raw(quick), cores).await;
+    let cpu_per_signin: (f64, f64, f64, f64);
+    let signin_rate = {
+        let (server, nav) = (server.clone(), nav.clone());
+        // Warm-up: every worker has its memory block, as in the raw measurement.
+        for w in 0..login_conc {
+            let _ = password_sign_in(&nav, &server, &signin_user(w)).await;
+        }
+        let (gateway_cpu, bench_cpu) = (cpu_seconds(pid), cpu_seconds(std::process::id()));
+        let hashing_cpu = threads_cpu_seconds(pid, "argon2-");
+        let machine_cpu = machine_busy_seconds();
+        let s = measure(login_conc, plan.cell * 2, move |w| {
+            let (server, nav) = (server.clone(), nav.clone());
+            async move {
+                password_sign_in(&nav, &server, &signin_user(w)).await?;
+                Ok(Step::Done)
+            }
+        })
+        .await;
+        report.row(backend, "password sign-in (GET+POST /login)", login_conc, &s, "");
+        let n = s.ok().max(1) as f64;
+        let gateway_ms = (cpu_seconds(pid) - gateway_cpu) * 1000.0 / n;
+        let bench_ms = (cpu_seconds(std::process::id()) - bench_cpu) * 1000.0 / n;
+        let hashing_ms = (threads_cpu_seconds(pid, "argon2-") - hashing_cpu) * 1000.0 / n;
+        let machine_ms = (machine_busy_seconds() - machine_cpu) * 1000.0 / n;
+        cpu_per_signin = (gateway_ms, bench_ms, hashing_ms, (machine_ms - gateway_ms - bench_ms).max(0.0));
+        s.rps()
+    };
+    let raw_after = raw_argon2_rate(plan_raw(quick), cores).await;
+    let raw = (raw_before.0 + raw_after.0) / 2.0;
+    let params = raw_before.1;
+    report.fact(
+        format!("{backend}: raw Argon2id verifications/s"),
+        format!(
+            "{raw:.1} (mean of {:.1} before and {:.1} after the sign-in cell; the gateway's hashing pool, {cores} workers = cores; m={} KiB, t={}, p={})",
+            raw_before.0, raw_after.0, params.memory_kib, params.iterations, params.parallelism
+        ),
+    );
+    report.fact(
+        format!("{backend}: password sign-in / raw Argon2id"),
+        format!("{:.2} ({signin_rate:.1} sign-ins/s ÷ {raw:.1} hashes/s; goal ≥ 0.9)", signin_rate / raw),
+    );
+    // Where the cores went: one hash costs `cores / raw` core-seconds in the raw measurement;
+    // the gateway's hashing threads, the rest of the gateway (HTTP, templates, database calls,
+    // audit), the load generator and everything else on the machine (the database server, the
+    // kernel's own threads) share the same cores.
+    let (gateway, generator, hashing, others) = cpu_per_signin;
+    report.fact(
+        format!("{backend}: CPU per password sign-in"),
+        format!(
+            "gateway {gateway:.1} ms (hashing threads {hashing:.1} ms, raw Argon2id {:.1} ms; the rest {:.1} ms), load generator {generator:.1} ms, rest of the machine {others:.1} ms",
+            cores as f64 * 1000.0 / raw,
+            gateway - hashing,
+        ),
+    );
+    report.fact(format!("{backend}: RSS after password sign-in"), format!("{:.1} MiB", rss_mib(pid)));
+    login_conc
 }
 
 /// The log line without its terminal colours.
@@ -1051,9 +1119,10 @@ async fn bulk_seed(server: &Server, plan: &Plan) -> (u64, u64, Duration) {
 /// idles. The workers' memory is allocated before the clock starts, as in a running gateway.
 async fn raw_argon2_rate(dur: Duration, workers: usize) -> (f64, xacthuc::authn::password::Argon2Params) {
     use xacthuc::service::hashing::HashingPool;
-    let config =
-        xacthuc::config::Config::load(None, Vec::<(String, String)>::new(), &xacthuc::config::Overrides::default())
-            .unwrap();
+    // The gateway's `[password]` settings from the environment, as the gateway (a child of this
+    // process) reads them: `XACTHUC_PASSWORD__MEMORY_KIB=9728 bench/run` compares at other cost.
+    let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("XACTHUC_PASSWORD__")).collect();
+    let config = xacthuc::config::Config::load(None, env, &xacthuc::config::Overrides::default()).unwrap();
     let params = config.password.params();
     let phc: Arc<str> = xacthuc::authn::password::hash_password(PASSWORD, params).unwrap().into();
     let pool = Arc::new(HashingPool::start(workers, workers * 16, params).unwrap());
@@ -1127,6 +1196,7 @@ fn main() {
     let sqlite_only = args.iter().any(|a| a == "--sqlite-only");
     let plan = Plan {
         quick,
+        sign_in_only: args.iter().any(|a| a == "--sign-in-only"),
         cell: if quick { Duration::from_millis(1000) } else { Duration::from_secs(4) },
         codes_per_cell: if quick { 300 } else { 3000 },
         seed_budget: if quick { Duration::from_secs(10) } else { Duration::from_secs(60) },
@@ -1136,7 +1206,7 @@ fn main() {
             .then(|| std::env::var(PG_ENV).ok().filter(|u| !u.is_empty()).unwrap_or(PG_DEFAULT.into())),
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().thread_name("load-generator").enable_all().build().unwrap();
     let started = Instant::now();
     let mut report = Report::default();
     rt.block_on(async {

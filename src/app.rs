@@ -28,6 +28,8 @@ pub struct Inner {
     /// Argon2 work: `[password] workers` threads (one per core by default) with their own
     /// memory and a bounded queue (`service::hashing`); full means 503, never an endless wait.
     pub hashing: crate::service::hashing::HashingPool,
+    /// Password attempts on one user name take turns (`service::throttle::LoginGate`).
+    pub login_gate: crate::service::throttle::LoginGate,
     /// Outbound HTTP (the demo portal's back channel).
     pub http: reqwest::Client,
     pub demo: Option<DemoClients>,
@@ -194,6 +196,7 @@ pub async fn build_state(config: Config, now: i64) -> Result<AppState, ServiceEr
         data_key,
         keys,
         hashing,
+        login_gate: crate::service::throttle::LoginGate::default(),
         http,
         demo,
         policies,

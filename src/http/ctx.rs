@@ -127,7 +127,7 @@ impl WebCtx {
         let other = self.lang.other();
         let ctx = context! {
             lang => self.lang.code(),
-            t => super::pages::ser(i18n::bundle(self.lang)),
+            t => super::pages::messages(self.lang),
             other_lang => other.code(),
             other_lang_name => i18n::t(other, "language_name"),
             switch_url => format!("/lang?set={}&next={}", other.code(), urlencoding(&self.path)),

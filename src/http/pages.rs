@@ -74,3 +74,16 @@ impl Pages {
 pub fn ser<T: serde::Serialize>(value: T) -> Value {
     Value::from(minijinja::value::Serde(value))
 }
+
+/// The message bundle of `lang` as a template value (`t` in every page), converted once: a
+/// template value is shared, not copied, so a page no longer rebuilds a map of every message
+/// (that was a sixth of the gateway's CPU per sign-in besides Argon2, docs/performance.md).
+pub fn messages(lang: crate::i18n::Lang) -> Value {
+    use crate::i18n::{Lang, bundle};
+    static VALUES: std::sync::LazyLock<[Value; 2]> =
+        std::sync::LazyLock::new(|| [ser(bundle(Lang::Vi)), ser(bundle(Lang::En))]);
+    match lang {
+        Lang::Vi => VALUES[0].clone(),
+        Lang::En => VALUES[1].clone(),
+    }
+}

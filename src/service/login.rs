@@ -27,9 +27,10 @@ pub enum LoginError {
 /// Checks a user name and password. Unknown names cost a dummy Argon2 verification so their
 /// timing matches a wrong password. A hash made with outdated parameters is upgraded.
 ///
-/// Throttled first (`service::throttle`): the source address must not be locked, and the
-/// attempt is counted against the user name — known or not, identically — before the password
-/// is checked; a success resets that count.
+/// Throttled (`service::throttle`): attempts on one user name take turns (`LoginGate`); the
+/// source address and the user name must not be locked; a failure — known name or not,
+/// identically — is counted before the next attempt on that name is let in, and a success
+/// clears the count.
 pub async fn check_password(
     state: &AppState,
     username: &str,
@@ -38,28 +39,29 @@ pub async fn check_password(
     now: i64,
 ) -> Result<Account, LoginError> {
     let username = super::accounts::canonical_username(username);
+    let _turn = state.login_gate.enter(&username).await;
     // A place on the hashing pool first: a sign-in refused for load (503) counts nowhere.
     let slot = super::hashing::reserve(state)?;
-    let account = state.store.find_account_by_username(&username).await.map_err(ServiceError::from)?;
-    match super::throttle::begin_login(state, &username, account.as_ref().map(|a| a.id), source, now).await {
-        Ok(()) => {}
+    let check = match super::throttle::check_login(state, &username, source, now).await {
+        Ok(check) => check,
         Err(super::throttle::ThrottleError::Refused(r)) => return Err(LoginError::Throttled(r)),
         Err(super::throttle::ThrottleError::Service(e)) => return Err(e.into()),
-    }
+    };
+    let account = state.store.find_account_by_username(&username).await.map_err(ServiceError::from)?;
     let params = state.password_params;
     let Some((account, hash)) = account.and_then(|a| a.password_hash.clone().map(|h| (a, h))) else {
         slot.dummy_verify(pw.to_string(), params).await?;
         audit_failure(state, None, &username, now).await?;
-        super::throttle::login_failed(state, source, now).await?;
+        super::throttle::login_failed(state, &username, None, source, now).await?;
         return Err(LoginError::BadCredentials);
     };
     let ok = slot.verify(pw.to_string(), hash.clone()).await?;
     if !ok {
         audit_failure(state, Some(account.id), &username, now).await?;
-        super::throttle::login_failed(state, source, now).await?;
+        super::throttle::login_failed(state, &username, Some(account.id), source, now).await?;
         return Err(LoginError::BadCredentials);
     }
-    super::throttle::login_succeeded(state, &username).await?;
+    super::throttle::login_succeeded(state, &username, check).await?;
     if account.status != AccountStatus::Active {
         return Err(LoginError::Suspended);
     }

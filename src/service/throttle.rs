@@ -44,40 +44,89 @@ fn address_key(state: &AppState, kind: &str, ip: IpAddr) -> String {
     format!("{kind}:{}", state.data_key.keyed_hash("throttle-address", bucket.as_bytes()))
 }
 
-/// Checks the source address, then counts this attempt against the user name (atomically: a
-/// failure until [`login_succeeded`] says otherwise). `account` is the account behind the name,
-/// if any, only for the audit event of a lock.
-pub async fn begin_login(
+/// Password attempts on one user name take turns within this instance: an attempt reads the
+/// verdict, checks the password and counts a failure before the next attempt on that name reads
+/// the verdict, so a burst of parallel guesses is no faster than one after the other. (Each
+/// instance admits one attempt per name at a time: with several instances a lock can be
+/// overshot by at most instances − 1 guesses.) Concurrent sign-ins of one citizen with the right
+/// password simply wait their turn; none is refused.
+///
+/// Striped: a fixed set of locks picked by a hash with a per-process random key, so memory does
+/// not grow with user names and no one can choose names that share a victim's lock.
+pub struct LoginGate {
+    stripes: Box<[tokio::sync::Mutex<()>]>,
+    hasher: std::hash::RandomState,
+}
+
+impl LoginGate {
+    pub fn new(stripes: usize) -> LoginGate {
+        LoginGate {
+            stripes: (0..stripes.max(1)).map(|_| tokio::sync::Mutex::new(())).collect(),
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+
+    /// Waits for this user name's turn (first come, first served).
+    pub async fn enter(&self, canonical_username: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::BuildHasher;
+        let i = self.hasher.hash_one(canonical_username) as usize % self.stripes.len();
+        self.stripes[i].lock().await
+    }
+}
+
+impl Default for LoginGate {
+    fn default() -> LoginGate {
+        LoginGate::new(1024)
+    }
+}
+
+/// What [`check_login`] found: whether the user name has a failure count (which a success
+/// then clears).
+#[derive(Clone, Copy, Debug)]
+pub struct LoginCheck {
+    counted: bool,
+}
+
+/// Before a password is checked (within the user name's turn, [`LoginGate`]): the source
+/// address must not be locked, nor the user name. One read of both counters; nothing is written
+/// for an attempt that then succeeds with no earlier failures.
+pub async fn check_login(
+    state: &AppState,
+    canonical_username: &str,
+    source: Option<IpAddr>,
+    now: i64,
+) -> Result<LoginCheck, ThrottleError> {
+    let user_key = account_key(state, canonical_username);
+    let addr_key = source.map(|ip| address_key(state, "addr", ip));
+    let mut keys = vec![user_key.as_str()];
+    keys.extend(addr_key.as_deref());
+    let mut found = state.store.get_throttles(&keys).await?.into_iter();
+    let (user, addr) = (found.next().flatten(), found.next().flatten());
+    if let Verdict::Wait(until) = throttle::verdict(addr.as_ref(), now) {
+        return Err(ThrottleError::Refused(Refused::Address(until)));
+    }
+    match throttle::verdict(user.as_ref(), now) {
+        Verdict::Allowed => Ok(LoginCheck { counted: user.is_some() }),
+        Verdict::Wait(until) => Err(ThrottleError::Refused(Refused::Wait(until))),
+        _ => Err(ThrottleError::Refused(Refused::HardLocked)),
+    }
+}
+
+/// A wrong password (or an unknown user name): counted against the user name — a lock that
+/// begins is audited — and against the source address. `account` is the account behind the
+/// name, if any, only for the audit event of a lock.
+pub async fn login_failed(
     state: &AppState,
     canonical_username: &str,
     account: Option<Uuid>,
     source: Option<IpAddr>,
     now: i64,
-) -> Result<(), ThrottleError> {
-    if let Some(ip) = source
-        && let Verdict::Wait(until) =
-            throttle::verdict(state.store.get_throttle(&address_key(state, "addr", ip)).await?.as_ref(), now)
-    {
-        return Err(ThrottleError::Refused(Refused::Address(until)));
-    }
+) -> Result<(), ServiceError> {
     let cfg = &state.config.throttle;
-    let refused: Mutex<Option<Refused>> = Mutex::new(None);
     // Set by the update when this failure began a lock (for the lockout metric).
     let lock_began = std::sync::atomic::AtomicBool::new(false);
     let username_hash = state.data_key.keyed_hash("audit-username", canonical_username.as_bytes());
     let update = |current: Option<&ThrottleState>| -> ThrottleUpdate {
-        match throttle::verdict(current, now) {
-            Verdict::Allowed => {}
-            v => {
-                if let Ok(mut r) = refused.lock() {
-                    *r = Some(match v {
-                        Verdict::Wait(until) => Refused::Wait(until),
-                        _ => Refused::HardLocked,
-                    });
-                }
-                return ThrottleUpdate { state: current.cloned(), audit: None };
-            }
-        }
         let (next, began) = throttle::account_failure(cfg, current, now);
         lock_began.store(began.is_some(), std::sync::atomic::Ordering::Relaxed);
         let audit = began.map(|b| {
@@ -100,15 +149,11 @@ pub async fn begin_login(
     if lock_began.load(std::sync::atomic::Ordering::Relaxed) {
         state.metrics.lockout("user_name");
     }
-    match refused.lock().ok().and_then(|r| *r) {
-        Some(r) => Err(ThrottleError::Refused(r)),
-        None => Ok(()),
-    }
+    address_failed(state, source, now).await
 }
 
-/// A failed password: counts against the source address (the user name was counted when the
-/// attempt began).
-pub async fn login_failed(state: &AppState, source: Option<IpAddr>, now: i64) -> Result<(), ServiceError> {
+/// A failed password counted against the source address.
+async fn address_failed(state: &AppState, source: Option<IpAddr>, now: i64) -> Result<(), ServiceError> {
     let Some(ip) = source else { return Ok(()) };
     let cfg = &state.config.throttle;
     // Set by the update when this failure began a lock (for the lockout metric).
@@ -139,8 +184,15 @@ pub async fn login_failed(state: &AppState, source: Option<IpAddr>, now: i64) ->
     Ok(())
 }
 
-/// A successful password: the user name's count starts again.
-pub async fn login_succeeded(state: &AppState, canonical_username: &str) -> Result<(), ServiceError> {
+/// A successful password: the user name's count, if it had one, starts again.
+pub async fn login_succeeded(
+    state: &AppState,
+    canonical_username: &str,
+    check: LoginCheck,
+) -> Result<(), ServiceError> {
+    if !check.counted {
+        return Ok(());
+    }
     let clear = |_: Option<&ThrottleState>| ThrottleUpdate { state: None, audit: None };
     state.store.update_throttle(&account_key(state, canonical_username), &clear).await?;
     Ok(())

@@ -27,6 +27,23 @@ impl From<ThrottleRow> for ThrottleState {
     }
 }
 
+/// A counter with its key (`get_throttles`).
+#[derive(sqlx::FromRow)]
+pub(super) struct KeyedThrottleRow {
+    key: String,
+    #[sqlx(flatten)]
+    row: ThrottleRow,
+}
+
+/// The counters found, in the order of `keys` (`None` where a key has none).
+pub(super) fn in_key_order(keys: &[&str], rows: Vec<KeyedThrottleRow>) -> Vec<Option<ThrottleState>> {
+    let mut rows: Vec<Option<KeyedThrottleRow>> = rows.into_iter().map(Some).collect();
+    keys.iter()
+        .map(|k| rows.iter_mut().find(|r| r.as_ref().is_some_and(|r| r.key == *k)).and_then(Option::take))
+        .map(|r| r.map(|r| ThrottleState::from(r.row)))
+        .collect()
+}
+
 #[derive(sqlx::FromRow)]
 pub(super) struct ActivityRow {
     #[sqlx(flatten)]

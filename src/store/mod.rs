@@ -442,6 +442,9 @@ pub trait Store: Send + Sync {
     async fn update_throttle(&self, key: &str, update: &ThrottleFn<'_>) -> StoreResult<Option<ThrottleState>>;
     /// The throttle counter `key`, if any.
     async fn get_throttle(&self, key: &str) -> StoreResult<Option<ThrottleState>>;
+    /// The throttle counters of several keys in one query, in the order of `keys` (a sign-in
+    /// reads its user name's and its address's at once).
+    async fn get_throttles(&self, keys: &[&str]) -> StoreResult<Vec<Option<ThrottleState>>>;
     /// Deletes the throttle counters whose key starts with `prefix`, last updated before
     /// `before`, that are neither hard-locked nor locked at `before` or later; returns how many.
     async fn purge_throttle(&self, prefix: &str, before: i64) -> StoreResult<u64>;

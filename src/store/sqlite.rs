@@ -65,30 +65,42 @@ impl SqliteStore {
     }
 }
 
-/// Appends `event` to the hash chain inside the caller's transaction. The first statement
-/// updates the single head row, which serialises appends.
-async fn append(conn: &mut SqliteConnection, event: &AuditEvent) -> StoreResult<()> {
-    let (seq, prev): (i64, String) =
-        sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-            .fetch_one(&mut *conn)
-            .await?;
-    let hash = chain_hash(&prev, seq, event);
-    sqlx::query(
+/// The audit event `$1`…`$9` and the chain head moved to it, in one round trip to the database
+/// worker (both statements run as one query); a caller appends its own statements with `$10` on.
+macro_rules! insert_event_sql {
+    () => {
         "INSERT INTO audit_events (seq, at, kind, actor, account_id, client_id, details, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(seq)
-    .bind(event.at)
-    .bind(&event.kind)
-    .bind(&event.actor)
-    .bind(event.account_id)
-    .bind(&event.client_id)
-    .bind(json_text(&event.details)?)
-    .bind(&prev)
-    .bind(&hash)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&hash).execute(&mut *conn).await?;
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9); UPDATE audit_head SET hash = $9 WHERE id = 1"
+    };
+}
+
+/// The next link of the audit chain, inside the caller's transaction: its sequence number and
+/// the previous hash. Updating the single head row first serialises appends.
+async fn next_link(conn: &mut SqliteConnection) -> StoreResult<(i64, String)> {
+    Ok(sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash").fetch_one(conn).await?)
+}
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// Binds `$1`…`$9` of [`insert_event_sql`]: `event` as link `seq` after `prev`.
+fn bind_event<'q>(query: SqliteQuery<'q>, seq: i64, prev: String, event: &AuditEvent) -> StoreResult<SqliteQuery<'q>> {
+    let hash = chain_hash(&prev, seq, event);
+    Ok(query
+        .bind(seq)
+        .bind(event.at)
+        .bind(event.kind.clone())
+        .bind(event.actor.clone())
+        .bind(event.account_id)
+        .bind(event.client_id.clone())
+        .bind(json_text(&event.details)?)
+        .bind(prev)
+        .bind(hash))
+}
+
+/// Appends `event` to the hash chain inside the caller's transaction.
+async fn append(conn: &mut SqliteConnection, event: &AuditEvent) -> StoreResult<()> {
+    let (seq, prev) = next_link(&mut *conn).await?;
+    bind_event(sqlx::query(insert_event_sql!()), seq, prev, event)?.execute(conn).await?;
     Ok(())
 }
 
@@ -317,19 +329,22 @@ impl Store for SqliteStore {
 
     async fn create_session(&self, s: &SessionRecord, audit: &AuditEvent) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        append(&mut tx, audit).await?;
-        sqlx::query(
-            "INSERT INTO sessions (id, token_hash, account_id, factors, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(s.id)
-        .bind(&s.token_hash)
-        .bind(s.account_id)
-        .bind(json_text(&s.factors)?)
-        .bind(s.created_at)
-        .bind(s.expires_at)
-        .execute(&mut *tx)
-        .await?;
+        // The event, the head and the session in one round trip (every sign-in comes here).
+        let (seq, prev) = next_link(&mut tx).await?;
+        let query = sqlx::query(concat!(
+            insert_event_sql!(),
+            "; INSERT INTO sessions (id, token_hash, account_id, factors, created_at, expires_at) \
+             VALUES ($10, $11, $12, $13, $14, $15)"
+        ));
+        bind_event(query, seq, prev, audit)?
+            .bind(s.id)
+            .bind(&s.token_hash)
+            .bind(s.account_id)
+            .bind(json_text(&s.factors)?)
+            .bind(s.created_at)
+            .bind(s.expires_at)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1535,6 +1550,10 @@ impl Store for SqliteStore {
 
     async fn get_throttle(&self, key: &str) -> StoreResult<Option<ThrottleState>> {
         self.sqlite_get_throttle(key).await
+    }
+
+    async fn get_throttles(&self, keys: &[&str]) -> StoreResult<Vec<Option<ThrottleState>>> {
+        self.sqlite_get_throttles(keys).await
     }
 
     async fn purge_throttle(&self, prefix: &str, before: i64) -> StoreResult<u64> {

@@ -87,6 +87,49 @@ async fn a_few_typos_cost_nothing_then_each_failure_makes_the_next_attempt_wait(
     }
 }
 
+/// Posts the sign-in form from `n` browsers at the same moment; returns the statuses, sorted.
+async fn sign_in_together(server: &TestServer, username: &str, passwords: &[String]) -> Vec<u16> {
+    let mut ready = Vec::new();
+    for password in passwords {
+        let http = client();
+        let page = http.get(server.url("/login")).send().await.unwrap().text().await.unwrap();
+        let form =
+            [("csrf", hidden(&page, "csrf")), ("username", username.to_string()), ("password", password.clone())];
+        ready.push((http, form));
+    }
+    let posts = ready.into_iter().map(|(http, form)| {
+        let url = server.url("/login");
+        tokio::spawn(async move { http.post(url).form(&form).send().await.unwrap().status().as_u16() })
+    });
+    let mut statuses = Vec::new();
+    for post in posts.collect::<Vec<_>>() {
+        statuses.push(post.await.unwrap());
+    }
+    statuses.sort_unstable();
+    statuses
+}
+
+#[tokio::test]
+async fn attempts_on_one_user_name_take_turns() {
+    let server = TestServer::start_full(
+        None,
+        false,
+        &[("XACTHUC_THROTTLE__FREE_FAILURES", "2"), ("XACTHUC_THROTTLE__DELAY_SECONDS", "600")],
+    )
+    .await;
+    with_lan(&server).await;
+    // The citizen signing in on eight devices at once: every one gets in, none is taken for a
+    // guesser (successes are not counted as attempts).
+    let right = vec![PASSWORD.to_string(); 8];
+    assert_eq!(sign_in_together(&server, "lan.tran", &right).await, vec![303; 8]);
+    // Eight guesses at once are no faster than one after the other: the two free failures and
+    // the third, which sets the wait, are checked; the other five find the wait.
+    let wrong: Vec<String> = (0..8).map(|i| format!("đoán sai {i}")).collect();
+    assert_eq!(sign_in_together(&server, "lan.tran", &wrong).await, [vec![401; 3], vec![429; 5]].concat());
+    let failed = audit_kinds(&server).await.iter().filter(|k| *k == "login.failed").count();
+    assert_eq!(failed, 3, "only the passwords actually checked are audited as failures");
+}
+
 #[tokio::test]
 async fn the_lock_looks_the_same_for_an_unknown_user_name_and_is_audited() {
     let server = TestServer::start_full(

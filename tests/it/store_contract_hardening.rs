@@ -50,7 +50,15 @@ async fn throttle_updates(store: DynStore) {
         move |_: Option<&ThrottleState>| ThrottleUpdate { state: Some(full.clone()), audit: None }
     };
     store.update_throttle("login:b", &put).await.unwrap();
-    assert_eq!(store.get_throttle("login:b").await.unwrap(), Some(full));
+    assert_eq!(store.get_throttle("login:b").await.unwrap(), Some(full.clone()));
+    // Several keys at once, in the order asked, `None` where there is no counter.
+    let two = store.get_throttles(&["login:b", "login:none", "login:a"]).await.unwrap();
+    assert_eq!(two.len(), 3);
+    assert_eq!(two[0], Some(full.clone()));
+    assert_eq!(two[1], None);
+    assert_eq!(two[2].as_ref().map(|s| s.consecutive), Some(2));
+    assert_eq!(store.get_throttles(&["login:a"]).await.unwrap()[0].as_ref().map(|s| s.updated_at), Some(T0 + 5));
+    assert!(store.get_throttles(&[]).await.unwrap().is_empty());
     // `None` deletes; other keys are untouched.
     let delete = |_: Option<&ThrottleState>| ThrottleUpdate { state: None, audit: None };
     assert_eq!(store.update_throttle("login:a", &delete).await.unwrap(), None);

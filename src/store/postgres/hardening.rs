@@ -2,7 +2,7 @@
 //! contract). A throttle update locks its row (`SELECT … FOR UPDATE`, after inserting a blank one
 //! if needed), so instances sharing the database take turns on one key.
 
-use super::super::hardening_rows::{ActivityRow, ThrottleRow};
+use super::super::hardening_rows::{ActivityRow, KeyedThrottleRow, ThrottleRow, in_key_order};
 use super::{PgStore, append};
 use crate::store::{SessionActivity, StoreResult, ThrottleFn, ThrottleState};
 use uuid::Uuid;
@@ -82,6 +82,17 @@ impl PgStore {
             .fetch_optional(&self.pool)
             .await?
             .map(Into::into))
+    }
+
+    pub(super) async fn pg_get_throttles(&self, keys: &[&str]) -> StoreResult<Vec<Option<ThrottleState>>> {
+        let rows = sqlx::query_as::<_, KeyedThrottleRow>(
+            "SELECT key, failures, window_start, consecutive, locked_until, hard_locked, updated_at FROM throttle \
+             WHERE key = ANY($1)",
+        )
+        .bind(keys)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(in_key_order(keys, rows))
     }
 
     pub(super) async fn pg_purge_throttle(&self, prefix: &str, before: i64) -> StoreResult<u64> {

@@ -2,7 +2,7 @@
 //! contract). Writes run in `BEGIN IMMEDIATE`, which serialises them across connections and
 //! processes sharing the file.
 
-use super::super::hardening_rows::{ActivityRow, ThrottleRow};
+use super::super::hardening_rows::{ActivityRow, KeyedThrottleRow, ThrottleRow, in_key_order};
 use super::{SqliteStore, append};
 use crate::store::{SessionActivity, StoreResult, ThrottleFn, ThrottleState};
 use uuid::Uuid;
@@ -57,6 +57,24 @@ impl SqliteStore {
             .fetch_optional(&self.pool)
             .await?
             .map(Into::into))
+    }
+
+    pub(super) async fn sqlite_get_throttles(&self, keys: &[&str]) -> StoreResult<Vec<Option<ThrottleState>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement text per number of keys (a sign-in asks for one or two).
+        let placeholders: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT key, failures, window_start, consecutive, locked_until, hard_locked, updated_at FROM throttle \
+             WHERE key IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query_as::<_, KeyedThrottleRow>(sqlx::AssertSqlSafe(sql));
+        for key in keys {
+            query = query.bind(*key);
+        }
+        Ok(in_key_order(keys, query.fetch_all(&self.pool).await?))
     }
 
     pub(super) async fn sqlite_purge_throttle(&self, prefix: &str, before: i64) -> StoreResult<u64> {
