@@ -23,6 +23,9 @@ pub struct PgStore {
     pool: PgPool,
 }
 
+/// Pooled connections idle longer than this are checked with a round trip before use.
+const IDLE_CHECK_AFTER: Duration = Duration::from_secs(1);
+
 impl PgStore {
     /// `url` is `postgres://user@host:port/database`.
     pub async fn connect(url: &str) -> StoreResult<Self> {
@@ -33,6 +36,19 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
+            // A connection idle for a while is checked before use (the server may have restarted
+            // meanwhile; a dead one is dropped and another taken); one just handed back by
+            // another request is not (sqlx's check on every acquire is a round trip: three per
+            // sign-in).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > IDLE_CHECK_AFTER {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await?;
         Ok(PgStore { pool })

@@ -51,7 +51,10 @@ impl SqliteStore {
             .statement_cache_capacity(STATEMENT_CACHE);
         // An in-memory database exists per connection: keep exactly one.
         let max = if url.contains(":memory:") { 1 } else { 8 };
-        let pool = SqlitePoolOptions::new().max_connections(max).connect_with(options).await?;
+        // An embedded connection cannot go away: no liveness check (a trip to the connection's
+        // worker thread) on every acquire.
+        let pool =
+            SqlitePoolOptions::new().max_connections(max).test_before_acquire(false).connect_with(options).await?;
         Ok(SqliteStore { pool })
     }
 
