@@ -42,12 +42,11 @@ pub async fn check_password(
     let _turn = state.login_gate.enter(&username).await;
     // A place on the hashing pool first: a sign-in refused for load (503) counts nowhere.
     let slot = super::hashing::reserve(state)?;
-    let check = match super::throttle::check_login(state, &username, source, now).await {
-        Ok(check) => check,
-        Err(super::throttle::ThrottleError::Refused(r)) => return Err(LoginError::Throttled(r)),
-        Err(super::throttle::ThrottleError::Service(e)) => return Err(e.into()),
-    };
-    let account = state.store.find_account_by_username(&username).await.map_err(ServiceError::from)?;
+    let keys = super::throttle::login_keys(state, &username, source);
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let (account, counters) =
+        state.store.find_account_for_sign_in(&username, &keys).await.map_err(ServiceError::from)?;
+    let check = super::throttle::check_login(&counters, now).map_err(LoginError::Throttled)?;
     let params = state.password_params;
     let Some((account, hash)) = account.and_then(|a| a.password_hash.clone().map(|h| (a, h))) else {
         slot.dummy_verify(pw.to_string(), params).await?;

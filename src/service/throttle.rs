@@ -87,28 +87,28 @@ pub struct LoginCheck {
     counted: bool,
 }
 
-/// Before a password is checked (within the user name's turn, [`LoginGate`]): the source
-/// address must not be locked, nor the user name. One read of both counters; nothing is written
-/// for an attempt that then succeeds with no earlier failures.
-pub async fn check_login(
-    state: &AppState,
-    canonical_username: &str,
-    source: Option<IpAddr>,
-    now: i64,
-) -> Result<LoginCheck, ThrottleError> {
-    let user_key = account_key(state, canonical_username);
-    let addr_key = source.map(|ip| address_key(state, "addr", ip));
-    let mut keys = vec![user_key.as_str()];
-    keys.extend(addr_key.as_deref());
-    let mut found = state.store.get_throttles(&keys).await?.into_iter();
-    let (user, addr) = (found.next().flatten(), found.next().flatten());
-    if let Verdict::Wait(until) = throttle::verdict(addr.as_ref(), now) {
-        return Err(ThrottleError::Refused(Refused::Address(until)));
+/// The throttle keys a password sign-in reads: the user name's and, when known, the source
+/// address's.
+pub fn login_keys(state: &AppState, canonical_username: &str, source: Option<IpAddr>) -> Vec<String> {
+    let mut keys = vec![account_key(state, canonical_username)];
+    keys.extend(source.map(|ip| address_key(state, "addr", ip)));
+    keys
+}
+
+/// Before a password is checked (within the user name's turn, [`LoginGate`]), on the counters
+/// of [`login_keys`] (read with the account, one query): the source address must not be
+/// locked, nor the user name. Nothing is written for an attempt that then succeeds with no
+/// earlier failures.
+pub fn check_login(counters: &[Option<ThrottleState>], now: i64) -> Result<LoginCheck, Refused> {
+    let user = counters.first().and_then(Option::as_ref);
+    let addr = counters.get(1).and_then(Option::as_ref);
+    if let Verdict::Wait(until) = throttle::verdict(addr, now) {
+        return Err(Refused::Address(until));
     }
-    match throttle::verdict(user.as_ref(), now) {
+    match throttle::verdict(user, now) {
         Verdict::Allowed => Ok(LoginCheck { counted: user.is_some() }),
-        Verdict::Wait(until) => Err(ThrottleError::Refused(Refused::Wait(until))),
-        _ => Err(ThrottleError::Refused(Refused::HardLocked)),
+        Verdict::Wait(until) => Err(Refused::Wait(until)),
+        _ => Err(Refused::HardLocked),
     }
 }
 

@@ -1,8 +1,8 @@
 //! Row types of the throttle and session-activity tables (`migrations/*/0004_hardening.sql`),
 //! shared by both backends: each backend keeps its own SQL.
 
-use super::rows::SessionRow;
-use super::{SessionActivity, SessionRecord, StoreError, StoreResult, ThrottleState};
+use super::rows::{AccountRow, SessionRow};
+use super::{Account, SessionActivity, SessionRecord, StoreError, StoreResult, ThrottleState};
 
 #[derive(sqlx::FromRow)]
 pub(super) struct ThrottleRow {
@@ -42,6 +42,50 @@ pub(super) fn in_key_order(keys: &[&str], rows: Vec<KeyedThrottleRow>) -> Vec<Op
         .map(|k| rows.iter_mut().find(|r| r.as_ref().is_some_and(|r| r.key == *k)).and_then(Option::take))
         .map(|r| r.map(|r| ThrottleState::from(r.row)))
         .collect()
+}
+
+/// An account with the sign-in's throttle counters as a JSON array (`find_account_for_sign_in`).
+#[derive(sqlx::FromRow)]
+pub(super) struct AccountWithThrottlesRow {
+    #[sqlx(flatten)]
+    account: AccountRow,
+    throttles: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct ThrottleJson {
+    key: String,
+    failures: i64,
+    window_start: i64,
+    consecutive: i64,
+    locked_until: Option<i64>,
+    hard_locked: i64,
+    updated_at: i64,
+}
+
+impl AccountWithThrottlesRow {
+    /// The account, and the counters in the order of `keys`.
+    pub(super) fn split(self, keys: &[&str]) -> StoreResult<(Account, Vec<Option<ThrottleState>>)> {
+        let found: Vec<ThrottleJson> = match self.throttles.as_deref() {
+            Some(json) => serde_json::from_str(json).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let rows = found
+            .into_iter()
+            .map(|t| KeyedThrottleRow {
+                key: t.key,
+                row: ThrottleRow {
+                    failures: t.failures,
+                    window_start: t.window_start,
+                    consecutive: t.consecutive,
+                    locked_until: t.locked_until,
+                    hard_locked: t.hard_locked,
+                    updated_at: t.updated_at,
+                },
+            })
+            .collect();
+        Ok((Account::try_from(self.account)?, in_key_order(keys, rows)))
+    }
 }
 
 #[derive(sqlx::FromRow)]

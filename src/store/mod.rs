@@ -445,6 +445,14 @@ pub trait Store: Send + Sync {
     /// The throttle counters of several keys in one query, in the order of `keys` (a sign-in
     /// reads its user name's and its address's at once).
     async fn get_throttles(&self, keys: &[&str]) -> StoreResult<Vec<Option<ThrottleState>>>;
+    /// A password sign-in's reads: the account of `username`, if any, and the throttle counters
+    /// of `keys` (in their order) — one query when the account exists, a second for an unknown
+    /// name.
+    async fn find_account_for_sign_in(
+        &self,
+        username: &str,
+        keys: &[&str],
+    ) -> StoreResult<(Option<Account>, Vec<Option<ThrottleState>>)>;
     /// Deletes the throttle counters whose key starts with `prefix`, last updated before
     /// `before`, that are neither hard-locked nor locked at `before` or later; returns how many.
     async fn purge_throttle(&self, prefix: &str, before: i64) -> StoreResult<u64>;

@@ -1559,6 +1559,14 @@ impl Store for SqliteStore {
         self.sqlite_get_throttles(keys).await
     }
 
+    async fn find_account_for_sign_in(
+        &self,
+        username: &str,
+        keys: &[&str],
+    ) -> StoreResult<(Option<Account>, Vec<Option<ThrottleState>>)> {
+        self.sqlite_find_account_for_sign_in(username, keys).await
+    }
+
     async fn purge_throttle(&self, prefix: &str, before: i64) -> StoreResult<u64> {
         self.sqlite_purge_throttle(prefix, before).await
     }

@@ -12,7 +12,7 @@ use xacthuc::store::{Account, AccountStatus, DynStore, SessionRecord, ThrottleSt
 
 const T0: i64 = 1_750_000_000;
 
-crate::store_groups!(throttle_updates, throttle_concurrent, throttle_purge, session_activity);
+crate::store_groups!(throttle_updates, throttle_concurrent, throttle_purge, session_activity, sign_in_reads);
 
 fn bump(now: i64, audit: bool) -> impl Fn(Option<&ThrottleState>) -> ThrottleUpdate + Send + Sync {
     move |current| {
@@ -168,4 +168,55 @@ async fn session_activity(store: DynStore) {
     assert!(!store.touch_session(Uuid::now_v7(), T0, 600, None).await.unwrap());
     // Another account sees none of them.
     assert!(store.list_account_sessions(Uuid::now_v7(), T0).await.unwrap().is_empty());
+}
+
+/// A sign-in's reads: the account and the counters of its keys, in their order, whether the
+/// account exists or not.
+async fn sign_in_reads(store: DynStore) {
+    let a = Account {
+        id: Uuid::now_v7(),
+        username: "minh.vo".into(),
+        password_hash: Some("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into()),
+        as_level: AsLevel::As1,
+        email: None,
+        phone: None,
+        email_verified_at: None,
+        phone_verified_at: None,
+        identity: None,
+        status: AccountStatus::Active,
+        always_second_factor: false,
+        created_at: T0,
+        updated_at: T0,
+    };
+    store.create_account(&a, &AuditEvent::new(T0, "account.created", "test").account(a.id)).await.unwrap();
+    let locked = ThrottleState {
+        failures: 3,
+        window_start: T0,
+        consecutive: 12,
+        locked_until: Some(T0 + 900),
+        hard_locked: false,
+        updated_at: T0 + 1,
+    };
+    let put = {
+        let locked = locked.clone();
+        move |_: Option<&ThrottleState>| ThrottleUpdate { state: Some(locked.clone()), audit: None }
+    };
+    store.update_throttle("addr:1", &put).await.unwrap();
+
+    // Known account: the account, no counter for its name, the address's counter.
+    let (found, counters) = store.find_account_for_sign_in("minh.vo", &["login:minh", "addr:1"]).await.unwrap();
+    assert_eq!(found, Some(a.clone()));
+    assert_eq!(counters, vec![None, Some(locked.clone())]);
+    // The order of the keys is kept; one key alone works.
+    store.update_throttle("login:minh", &bump(T0, false)).await.unwrap();
+    let (_, counters) = store.find_account_for_sign_in("minh.vo", &["addr:1", "login:minh"]).await.unwrap();
+    assert_eq!(counters[0], Some(locked.clone()));
+    assert_eq!(counters[1].as_ref().map(|s| (s.consecutive, s.locked_until)), Some((1, None)));
+    let (found, counters) = store.find_account_for_sign_in("minh.vo", &["login:minh"]).await.unwrap();
+    assert!(found.is_some());
+    assert_eq!(counters.len(), 1);
+    // Unknown name: no account, the counters all the same.
+    let (found, counters) = store.find_account_for_sign_in("khong.co", &["login:x", "addr:1"]).await.unwrap();
+    assert_eq!(found, None);
+    assert_eq!(counters, vec![None, Some(locked)]);
 }

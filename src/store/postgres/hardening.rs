@@ -2,9 +2,10 @@
 //! contract). A throttle update locks its row (`SELECT … FOR UPDATE`, after inserting a blank one
 //! if needed), so instances sharing the database take turns on one key.
 
-use super::super::hardening_rows::{ActivityRow, KeyedThrottleRow, ThrottleRow, in_key_order};
+use super::super::hardening_rows::{AccountWithThrottlesRow, ActivityRow, KeyedThrottleRow, ThrottleRow, in_key_order};
+use super::super::rows::account_columns;
 use super::{PgStore, append};
-use crate::store::{SessionActivity, StoreResult, ThrottleFn, ThrottleState};
+use crate::store::{Account, SessionActivity, StoreResult, ThrottleFn, ThrottleState};
 use uuid::Uuid;
 
 const SELECT_THROTTLE: &str =
@@ -93,6 +94,30 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(in_key_order(keys, rows))
+    }
+
+    pub(super) async fn pg_find_account_for_sign_in(
+        &self,
+        username: &str,
+        keys: &[&str],
+    ) -> StoreResult<(Option<Account>, Vec<Option<ThrottleState>>)> {
+        // The counters as a JSON array beside the account's columns.
+        let row = sqlx::query_as::<_, AccountWithThrottlesRow>(concat!(
+            "SELECT ",
+            account_columns!(),
+            ", (SELECT json_agg(json_build_object('key', t.key, 'failures', t.failures, \
+             'window_start', t.window_start, 'consecutive', t.consecutive, 'locked_until', t.locked_until, \
+             'hard_locked', t.hard_locked, 'updated_at', t.updated_at))::text FROM throttle t \
+             WHERE t.key = ANY($2)) AS throttles FROM accounts WHERE username = $1"
+        ))
+        .bind(username)
+        .bind(keys)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => row.split(keys).map(|(a, t)| (Some(a), t)),
+            None => Ok((None, self.pg_get_throttles(keys).await?)),
+        }
     }
 
     pub(super) async fn pg_purge_throttle(&self, prefix: &str, before: i64) -> StoreResult<u64> {

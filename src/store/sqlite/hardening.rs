@@ -2,9 +2,10 @@
 //! contract). Writes run in `BEGIN IMMEDIATE`, which serialises them across connections and
 //! processes sharing the file.
 
-use super::super::hardening_rows::{ActivityRow, KeyedThrottleRow, ThrottleRow, in_key_order};
+use super::super::hardening_rows::{AccountWithThrottlesRow, ActivityRow, KeyedThrottleRow, ThrottleRow, in_key_order};
+use super::super::rows::account_columns;
 use super::{SqliteStore, append};
-use crate::store::{SessionActivity, StoreResult, ThrottleFn, ThrottleState};
+use crate::store::{Account, SessionActivity, StoreResult, ThrottleFn, ThrottleState};
 use uuid::Uuid;
 
 const SELECT_THROTTLE: &str =
@@ -75,6 +76,35 @@ impl SqliteStore {
             query = query.bind(*key);
         }
         Ok(in_key_order(keys, query.fetch_all(&self.pool).await?))
+    }
+
+    pub(super) async fn sqlite_find_account_for_sign_in(
+        &self,
+        username: &str,
+        keys: &[&str],
+    ) -> StoreResult<(Option<Account>, Vec<Option<ThrottleState>>)> {
+        if keys.is_empty() {
+            let account = super::super::Store::find_account_by_username(self, username).await?;
+            return Ok((account, Vec::new()));
+        }
+        // The counters as a JSON array beside the account's columns; `$2` on are the keys.
+        let placeholders: Vec<String> = (2..keys.len() + 2).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {}, (SELECT json_group_array(json_object('key', t.key, 'failures', t.failures, \
+             'window_start', t.window_start, 'consecutive', t.consecutive, 'locked_until', t.locked_until, \
+             'hard_locked', t.hard_locked, 'updated_at', t.updated_at)) FROM throttle t WHERE t.key IN ({})) \
+             AS throttles FROM accounts WHERE username = $1",
+            account_columns!(),
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query_as::<_, AccountWithThrottlesRow>(sqlx::AssertSqlSafe(sql)).bind(username);
+        for key in keys {
+            query = query.bind(*key);
+        }
+        match query.fetch_optional(&self.pool).await? {
+            Some(row) => row.split(keys).map(|(a, t)| (Some(a), t)),
+            None => Ok((None, self.sqlite_get_throttles(keys).await?)),
+        }
     }
 
     pub(super) async fn sqlite_purge_throttle(&self, prefix: &str, before: i64) -> StoreResult<u64> {
