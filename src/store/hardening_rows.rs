@@ -4,7 +4,7 @@
 use super::rows::{AccountRow, SessionRow};
 use super::{Account, SessionActivity, SessionRecord, StoreError, StoreResult, ThrottleState};
 
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, serde::Deserialize)]
 pub(super) struct ThrottleRow {
     failures: i64,
     window_start: i64,
@@ -27,11 +27,12 @@ impl From<ThrottleRow> for ThrottleState {
     }
 }
 
-/// A counter with its key (`get_throttles`).
-#[derive(sqlx::FromRow)]
+/// A counter with its key (`get_throttles`; as JSON in `find_account_for_sign_in`).
+#[derive(sqlx::FromRow, serde::Deserialize)]
 pub(super) struct KeyedThrottleRow {
     key: String,
     #[sqlx(flatten)]
+    #[serde(flatten)]
     row: ThrottleRow,
 }
 
@@ -52,38 +53,13 @@ pub(super) struct AccountWithThrottlesRow {
     throttles: Option<String>,
 }
 
-#[derive(serde::Deserialize)]
-struct ThrottleJson {
-    key: String,
-    failures: i64,
-    window_start: i64,
-    consecutive: i64,
-    locked_until: Option<i64>,
-    hard_locked: i64,
-    updated_at: i64,
-}
-
 impl AccountWithThrottlesRow {
     /// The account, and the counters in the order of `keys`.
     pub(super) fn split(self, keys: &[&str]) -> StoreResult<(Account, Vec<Option<ThrottleState>>)> {
-        let found: Vec<ThrottleJson> = match self.throttles.as_deref() {
+        let rows: Vec<KeyedThrottleRow> = match self.throttles.as_deref() {
             Some(json) => serde_json::from_str(json).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             None => Vec::new(),
         };
-        let rows = found
-            .into_iter()
-            .map(|t| KeyedThrottleRow {
-                key: t.key,
-                row: ThrottleRow {
-                    failures: t.failures,
-                    window_start: t.window_start,
-                    consecutive: t.consecutive,
-                    locked_until: t.locked_until,
-                    hard_locked: t.hard_locked,
-                    updated_at: t.updated_at,
-                },
-            })
-            .collect();
         Ok((Account::try_from(self.account)?, in_key_order(keys, rows)))
     }
 }

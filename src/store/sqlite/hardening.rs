@@ -3,7 +3,7 @@
 //! processes sharing the file.
 
 use super::super::hardening_rows::{AccountWithThrottlesRow, ActivityRow, KeyedThrottleRow, ThrottleRow, in_key_order};
-use super::super::rows::account_columns;
+use super::super::rows::{account_columns, json_text};
 use super::{SqliteStore, append};
 use crate::store::{Account, SessionActivity, StoreResult, ThrottleFn, ThrottleState};
 use uuid::Uuid;
@@ -61,21 +61,14 @@ impl SqliteStore {
     }
 
     pub(super) async fn sqlite_get_throttles(&self, keys: &[&str]) -> StoreResult<Vec<Option<ThrottleState>>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        // One statement text per number of keys (a sign-in asks for one or two).
-        let placeholders: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
+        let rows = sqlx::query_as::<_, KeyedThrottleRow>(
             "SELECT key, failures, window_start, consecutive, locked_until, hard_locked, updated_at FROM throttle \
-             WHERE key IN ({})",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query_as::<_, KeyedThrottleRow>(sqlx::AssertSqlSafe(sql));
-        for key in keys {
-            query = query.bind(*key);
-        }
-        Ok(in_key_order(keys, query.fetch_all(&self.pool).await?))
+             WHERE key IN (SELECT value FROM json_each($1))",
+        )
+        .bind(json_text(&keys)?)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(in_key_order(keys, rows))
     }
 
     pub(super) async fn sqlite_find_account_for_sign_in(
@@ -83,25 +76,20 @@ impl SqliteStore {
         username: &str,
         keys: &[&str],
     ) -> StoreResult<(Option<Account>, Vec<Option<ThrottleState>>)> {
-        if keys.is_empty() {
-            let account = super::super::Store::find_account_by_username(self, username).await?;
-            return Ok((account, Vec::new()));
-        }
-        // The counters as a JSON array beside the account's columns; `$2` on are the keys.
-        let placeholders: Vec<String> = (2..keys.len() + 2).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT {}, (SELECT json_group_array(json_object('key', t.key, 'failures', t.failures, \
-             'window_start', t.window_start, 'consecutive', t.consecutive, 'locked_until', t.locked_until, \
-             'hard_locked', t.hard_locked, 'updated_at', t.updated_at)) FROM throttle t WHERE t.key IN ({})) \
-             AS throttles FROM accounts WHERE username = $1",
+        // The counters as a JSON array beside the account's columns; the keys as a JSON array.
+        let row = sqlx::query_as::<_, AccountWithThrottlesRow>(concat!(
+            "SELECT ",
             account_columns!(),
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query_as::<_, AccountWithThrottlesRow>(sqlx::AssertSqlSafe(sql)).bind(username);
-        for key in keys {
-            query = query.bind(*key);
-        }
-        match query.fetch_optional(&self.pool).await? {
+            ", (SELECT json_group_array(json_object('key', t.key, 'failures', t.failures, \
+             'window_start', t.window_start, 'consecutive', t.consecutive, 'locked_until', t.locked_until, \
+             'hard_locked', t.hard_locked, 'updated_at', t.updated_at)) FROM throttle t \
+             WHERE t.key IN (SELECT value FROM json_each($2))) AS throttles FROM accounts WHERE username = $1"
+        ))
+        .bind(username)
+        .bind(json_text(&keys)?)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
             Some(row) => row.split(keys).map(|(a, t)| (Some(a), t)),
             None => Ok((None, self.sqlite_get_throttles(keys).await?)),
         }
