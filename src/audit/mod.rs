@@ -62,21 +62,36 @@ pub struct StoredAuditEvent {
     pub hash: String,
 }
 
-/// SHA-256 (hex) over the previous hash and a canonical encoding of the event and its sequence
-/// number. Field order is fixed by the struct, so the JSON is canonical for our own events.
+/// SHA-256 (hex) over a canonical JSON encoding of the event, the previous hash and the
+/// sequence number: one object with sorted keys, `{"account_id":…,"actor":…,"at":…,
+/// "client_id":…,"details":…,"kind":…,"prev":"<previous hash>","seq":<seq>}`. The previous hash
+/// and the sequence number come last, so the body is [`chain_prefix`], the previous hash,
+/// [`CHAIN_SEQ`], the sequence number and `}`: PostgreSQL computes the same hash inside the
+/// append statement (`store::postgres`), from the prefix and the head row it locks.
 pub fn chain_hash(prev_hash: &str, seq: i64, event: &AuditEvent) -> String {
-    let body = serde_json::json!({
-        "prev": prev_hash,
-        "seq": seq,
+    let body = format!("{}{prev_hash}{CHAIN_SEQ}{seq}}}", chain_prefix(event));
+    let d = digest::digest(&digest::SHA256, body.as_bytes());
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What follows the previous hash in the hashed body, up to the sequence number.
+pub const CHAIN_SEQ: &str = "\",\"seq\":";
+
+/// The hashed body up to the previous hash: the event's fields as a JSON object (serde_json's
+/// map keeps keys sorted), without its closing brace, then `,"prev":"`.
+pub fn chain_prefix(event: &AuditEvent) -> String {
+    let mut body = serde_json::json!({
         "at": event.at,
         "kind": event.kind,
         "actor": event.actor,
         "account_id": event.account_id,
         "client_id": event.client_id,
         "details": event.details,
-    });
-    let d = digest::digest(&digest::SHA256, body.to_string().as_bytes());
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    })
+    .to_string();
+    body.pop();
+    body.push_str(",\"prev\":\"");
+    body
 }
 
 /// Checks a chain read in sequence order; returns the sequence number of the first bad event.
@@ -112,6 +127,48 @@ mod tests {
                 e
             })
             .collect()
+    }
+
+    /// The hash as first defined (one `json!` object with `prev` and `seq` among the fields):
+    /// chains written before the body was split for PostgreSQL must still verify.
+    fn hash_as_first_defined(prev_hash: &str, seq: i64, event: &AuditEvent) -> String {
+        let body = serde_json::json!({
+            "prev": prev_hash,
+            "seq": seq,
+            "at": event.at,
+            "kind": event.kind,
+            "actor": event.actor,
+            "account_id": event.account_id,
+            "client_id": event.client_id,
+            "details": event.details,
+        });
+        let d = digest::digest(&digest::SHA256, body.to_string().as_bytes());
+        d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn split_body_hashes_as_first_defined() {
+        let account = uuid::Uuid::parse_str("0195f3c4-7d2e-7a10-9b3c-5e6f7a8b9c0d").ok();
+        let events = [
+            AuditEvent::new(0, "", ""),
+            AuditEvent::new(1_790_000_000, "session.created", "citizen").detail("method", "pwd"),
+            AuditEvent {
+                account_id: account,
+                client_id: Some("cổng-dịch-vụ \"công\" \\ /".into()),
+                ..AuditEvent::new(-5, "proofing.decided", "staff:Nguyễn Thị Bình")
+                    .detail("nested", serde_json::json!({"z": [1, "hai", {"ba": null}], "a": 0.25, "e": {}}))
+                    .detail("big", i64::MAX)
+            },
+        ];
+        for (seq, e) in (1..).zip(&events) {
+            for prev in [GENESIS_HASH, "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"] {
+                assert_eq!(chain_hash(prev, seq, e), hash_as_first_defined(prev, seq, e));
+            }
+        }
+        assert_eq!(
+            chain_hash(GENESIS_HASH, i64::MAX, &events[1]),
+            hash_as_first_defined(GENESIS_HASH, i64::MAX, &events[1])
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use super::rows::*;
 use super::webauthn_rows::*;
 use super::*;
-use crate::audit::chain_hash;
+use crate::audit::chain_prefix;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Transaction};
 use std::time::Duration;
@@ -64,46 +64,50 @@ impl PgStore {
     }
 }
 
-/// The audit event `$1`…`$9` and the chain head moved to it, in one statement; a caller adds
-/// its own writes as further common table expressions (`$10` on) before the final `UPDATE`.
+/// Appends the audit event `$1`…`$7` to the hash chain in one statement: the head row is locked
+/// (appends take turns on it), the next link is computed by the server — `sha256` over the same
+/// body as [`chain_hash`]: the prefix `$7` ([`chain_prefix`]), the previous hash, [`CHAIN_SEQ`],
+/// the sequence number and `}` — and the head moved to it. A caller adds its own writes as
+/// further common table expressions (`$8` on). Under READ COMMITTED the locking read waits for a
+/// concurrent append to commit and then reads the head it left.
+///
+/// [`chain_hash`]: crate::audit::chain_hash
+/// [`chain_prefix`]: crate::audit::chain_prefix
+/// [`CHAIN_SEQ`]: crate::audit::CHAIN_SEQ
 macro_rules! insert_event_sql {
     ($($more:literal)?) => {
         concat!(
-            "WITH event AS (INSERT INTO audit_events (seq, at, kind, actor, account_id, client_id, details, \
-             prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9))",
+            "WITH head AS MATERIALIZED (SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE), \
+             link AS MATERIALIZED (SELECT seq + 1 AS seq, hash AS prev, \
+             encode(sha256(convert_to($7 || hash || '\",\"seq\":' || (seq + 1) || '}', 'UTF8')), 'hex') AS hash \
+             FROM head), \
+             moved AS (UPDATE audit_head SET seq = link.seq, hash = link.hash FROM link WHERE audit_head.id = 1), \
+             event AS (INSERT INTO audit_events (seq, at, kind, actor, account_id, client_id, details, prev_hash, \
+             hash) SELECT link.seq, $1, $2, $3, $4, $5, $6::jsonb, link.prev, link.hash FROM link)",
             $(", ", $more,)?
-            " UPDATE audit_head SET hash = $9 WHERE id = 1"
+            " SELECT seq FROM link"
         )
     };
 }
 
-/// The next link of the audit chain, inside the caller's transaction: its sequence number and
-/// the previous hash. Updating the single head row first serialises appends.
-async fn next_link(conn: &mut PgConnection) -> StoreResult<(i64, String)> {
-    Ok(sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash").fetch_one(conn).await?)
-}
-
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-/// Binds `$1`…`$9` of [`insert_event_sql`]: `event` as link `seq` after `prev`.
-fn bind_event<'q>(query: PgQuery<'q>, seq: i64, prev: String, event: &AuditEvent) -> StoreResult<PgQuery<'q>> {
-    let hash = chain_hash(&prev, seq, event);
+/// Binds `$1`…`$7` of [`insert_event_sql`].
+fn bind_event<'q>(query: PgQuery<'q>, event: &AuditEvent) -> StoreResult<PgQuery<'q>> {
     Ok(query
-        .bind(seq)
         .bind(event.at)
         .bind(event.kind.clone())
         .bind(event.actor.clone())
         .bind(event.account_id)
         .bind(event.client_id.clone())
         .bind(json_text(&event.details)?)
-        .bind(prev)
-        .bind(hash))
+        .bind(chain_prefix(event)))
 }
 
-/// Appends `event` to the hash chain inside the caller's transaction.
+/// Appends `event` to the hash chain inside the caller's transaction (first, so that every
+/// audited write takes the head before its other rows).
 async fn append(conn: &mut PgConnection, event: &AuditEvent) -> StoreResult<()> {
-    let (seq, prev) = next_link(&mut *conn).await?;
-    bind_event(sqlx::query(insert_event_sql!()), seq, prev, event)?.execute(conn).await?;
+    bind_event(sqlx::query(insert_event_sql!()), event)?.execute(conn).await?;
     Ok(())
 }
 
@@ -334,23 +338,21 @@ impl Store for PgStore {
     }
 
     async fn create_session(&self, s: &SessionRecord, audit: &AuditEvent) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        // The event, the head and the session in one statement (every sign-in comes here).
-        let (seq, prev) = next_link(&mut tx).await?;
+        // The event, the chain head and the session in one statement, its own transaction:
+        // one round trip for every sign-in.
         let query = sqlx::query(insert_event_sql!(
             "session AS (INSERT INTO sessions (id, token_hash, account_id, factors, created_at, expires_at) \
-             VALUES ($10, $11, $12, $13, $14, $15))"
+             VALUES ($8, $9, $10, $11, $12, $13))"
         ));
-        bind_event(query, seq, prev, audit)?
+        bind_event(query, audit)?
             .bind(s.id)
             .bind(&s.token_hash)
             .bind(s.account_id)
             .bind(json_text(&s.factors)?)
             .bind(s.created_at)
             .bind(s.expires_at)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
-        tx.commit().await?;
         Ok(())
     }
 

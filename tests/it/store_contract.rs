@@ -905,9 +905,24 @@ async fn audit_chain(store: &dyn Store) {
 async fn audit_concurrent(b: &Backend) {
     const APPENDS: usize = 20;
     const ACCOUNTS: usize = 5;
-    let barrier = Arc::new(Barrier::new(APPENDS + ACCOUNTS));
+    const SIGN_INS: usize = 10;
+    let citizen = account("signs.in.often", None, AsLevel::As1);
+    let created = event("concurrent.citizen");
+    b.store.create_account(&citizen, &created).await.unwrap();
+    let barrier = Arc::new(Barrier::new(APPENDS + ACCOUNTS + SIGN_INS));
     let mut tasks = Vec::new();
-    let mut kinds = BTreeSet::new();
+    let mut kinds = BTreeSet::from([created.kind.clone()]);
+    // Sign-ins append their event with the session (one statement on PostgreSQL).
+    for i in 0..SIGN_INS {
+        let (store, barrier) = (b.store.clone(), barrier.clone());
+        let s = session(&citizen, &format!("concurrent-session-{i}"));
+        let e = event(&format!("concurrent.sign_in.{i}")).account(citizen.id);
+        kinds.insert(e.kind.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.create_session(&s, &e).await.unwrap();
+        }));
+    }
     for i in 0..APPENDS {
         let (store, barrier) = (b.store.clone(), barrier.clone());
         let e = event(&format!("concurrent.append.{i}"));
@@ -931,10 +946,14 @@ async fn audit_concurrent(b: &Backend) {
         t.await.unwrap();
     }
     let all = audit_all(b.store.as_ref()).await;
-    let n = (APPENDS + ACCOUNTS) as i64;
+    let n = (1 + APPENDS + ACCOUNTS + SIGN_INS) as i64;
     assert_eq!(all.iter().map(|s| s.seq).collect::<Vec<_>>(), (1..=n).collect::<Vec<_>>(), "seq 1..n without gaps");
     assert_eq!(verify_chain(&all), Ok(()));
     assert_eq!(all.iter().map(|s| s.event.kind.clone()).collect::<BTreeSet<_>>(), kinds, "every event, once");
+    for i in 0..SIGN_INS {
+        let found = b.store.find_session(&format!("concurrent-session-{i}"), T0).await.unwrap();
+        assert_eq!(found.map(|s| s.account_id), Some(citizen.id), "session {i} written with its event");
+    }
 }
 
 /// Edits made behind the store's back are found by `verify_chain`, at the first bad seq. Each
