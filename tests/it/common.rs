@@ -290,6 +290,34 @@ impl TestServer {
     }
 }
 
+/// A plain AS-1 citizen for the store contract groups: a cheap password hash, no contact, no
+/// identity, created and updated at `at`.
+pub fn store_citizen(username: &str, at: i64) -> xacthuc::store::Account {
+    xacthuc::store::Account {
+        id: uuid::Uuid::now_v7(),
+        username: username.into(),
+        password_hash: Some("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into()),
+        as_level: xacthuc::assurance::AsLevel::As1,
+        email: None,
+        phone: None,
+        email_verified_at: None,
+        phone_verified_at: None,
+        identity: None,
+        status: xacthuc::store::AccountStatus::Active,
+        always_second_factor: false,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// [`store_citizen`] created in `store`, with its audit event.
+pub async fn seed_store_citizen(store: &xacthuc::store::DynStore, username: &str, at: i64) -> xacthuc::store::Account {
+    let a = store_citizen(username, at);
+    let created = xacthuc::audit::AuditEvent::new(at, "account.created", "test").account(a.id);
+    store.create_account(&a, &created).await.unwrap();
+    a
+}
+
 /// Runs one store contract group on a fresh SQLite database.
 pub async fn store_on_sqlite<F, Fut>(group: F)
 where

@@ -59,8 +59,9 @@ async fn with_lan(server: &TestServer) {
     assert_eq!(resp.status(), 303, "registration failed");
 }
 
-#[tokio::test]
-async fn a_few_typos_cost_nothing_then_each_failure_makes_the_next_attempt_wait() {
+/// A gateway that lets two failures pass and then makes each wait ten minutes, with LAN
+/// registered.
+async fn lan_with_two_free_failures() -> TestServer {
     let server = TestServer::start_full(
         None,
         false,
@@ -68,6 +69,12 @@ async fn a_few_typos_cost_nothing_then_each_failure_makes_the_next_attempt_wait(
     )
     .await;
     with_lan(&server).await;
+    server
+}
+
+#[tokio::test]
+async fn a_few_typos_cost_nothing_then_each_failure_makes_the_next_attempt_wait() {
+    let server = lan_with_two_free_failures().await;
     let http = client();
     // Two typos, then the right password: signed in, and the count starts again.
     assert_eq!(sign_in(&server, &http, "lan.tran", "sai mật khẩu 1").await.0, 401);
@@ -111,13 +118,7 @@ async fn sign_in_together(server: &TestServer, username: &str, passwords: &[Stri
 
 #[tokio::test]
 async fn attempts_on_one_user_name_take_turns() {
-    let server = TestServer::start_full(
-        None,
-        false,
-        &[("XACTHUC_THROTTLE__FREE_FAILURES", "2"), ("XACTHUC_THROTTLE__DELAY_SECONDS", "600")],
-    )
-    .await;
-    with_lan(&server).await;
+    let server = lan_with_two_free_failures().await;
     // The citizen signing in on eight devices at once: every one gets in, none is taken for a
     // guesser (successes are not counted as attempts).
     let right = vec![PASSWORD.to_string(); 8];

@@ -8,34 +8,15 @@
 use std::sync::Arc;
 use tokio::sync::Barrier;
 use uuid::Uuid;
-use xacthuc::assurance::AsLevel;
 use xacthuc::audit::{AuditEvent, verify_chain};
-use xacthuc::store::{
-    Account, AccountStatus, CertificateChallenge, Conflict, DynStore, EnrolledCertificate, StoreError,
-};
+use xacthuc::store::{Account, CertificateChallenge, Conflict, DynStore, EnrolledCertificate, StoreError};
 
 const T0: i64 = 1_750_000_000;
 
 crate::store_groups!(certificates, challenges, challenges_concurrent, purge_challenges);
 
 async fn seed(store: &DynStore, username: &str) -> Account {
-    let a = Account {
-        id: Uuid::now_v7(),
-        username: username.into(),
-        password_hash: None,
-        as_level: AsLevel::As1,
-        email: None,
-        phone: None,
-        email_verified_at: None,
-        phone_verified_at: None,
-        identity: None,
-        status: AccountStatus::Active,
-        always_second_factor: false,
-        created_at: T0,
-        updated_at: T0,
-    };
-    store.create_account(&a, &AuditEvent::new(T0, "account.created", "test").account(a.id)).await.unwrap();
-    a
+    crate::common::seed_store_citizen(store, username, T0).await
 }
 
 fn certificate(account: &Account, fingerprint: &str) -> EnrolledCertificate {

@@ -6,9 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use uuid::Uuid;
-use xacthuc::assurance::{AsLevel, Method, VerifiedFactor};
+use xacthuc::assurance::{Method, VerifiedFactor};
 use xacthuc::audit::{AuditEvent, verify_chain};
-use xacthuc::store::{Account, AccountStatus, DynStore, SessionRecord, ThrottleState, ThrottleUpdate};
+use xacthuc::store::{DynStore, SessionRecord, ThrottleState, ThrottleUpdate};
 
 const T0: i64 = 1_750_000_000;
 
@@ -112,22 +112,7 @@ async fn throttle_purge(store: DynStore) {
 }
 
 async fn session_activity(store: DynStore) {
-    let a = Account {
-        id: Uuid::now_v7(),
-        username: "lan.tran".into(),
-        password_hash: None,
-        as_level: AsLevel::As1,
-        email: None,
-        phone: None,
-        email_verified_at: None,
-        phone_verified_at: None,
-        identity: None,
-        status: AccountStatus::Active,
-        always_second_factor: false,
-        created_at: T0,
-        updated_at: T0,
-    };
-    store.create_account(&a, &AuditEvent::new(T0, "account.created", "test").account(a.id)).await.unwrap();
+    let a = crate::common::seed_store_citizen(&store, "lan.tran", T0).await;
     let session = |hash: &str, created_at: i64, expires_at: i64| SessionRecord {
         id: Uuid::now_v7(),
         token_hash: hash.into(),
@@ -173,22 +158,7 @@ async fn session_activity(store: DynStore) {
 /// A sign-in's reads: the account and the counters of its keys, in their order, whether the
 /// account exists or not.
 async fn sign_in_reads(store: DynStore) {
-    let a = Account {
-        id: Uuid::now_v7(),
-        username: "minh.vo".into(),
-        password_hash: Some("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into()),
-        as_level: AsLevel::As1,
-        email: None,
-        phone: None,
-        email_verified_at: None,
-        phone_verified_at: None,
-        identity: None,
-        status: AccountStatus::Active,
-        always_second_factor: false,
-        created_at: T0,
-        updated_at: T0,
-    };
-    store.create_account(&a, &AuditEvent::new(T0, "account.created", "test").account(a.id)).await.unwrap();
+    let a = crate::common::seed_store_citizen(&store, "minh.vo", T0).await;
     let locked = ThrottleState {
         failures: 3,
         window_start: T0,

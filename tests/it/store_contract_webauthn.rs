@@ -7,36 +7,15 @@
 use std::sync::Arc;
 use tokio::sync::Barrier;
 use uuid::Uuid;
-use xacthuc::assurance::AsLevel;
 use xacthuc::audit::{AuditEvent, verify_chain};
-use xacthuc::store::{Account, AccountStatus, DynStore, PasskeyCredential, StoreError, WebauthnCeremony};
+use xacthuc::store::{Account, DynStore, PasskeyCredential, StoreError, WebauthnCeremony};
 
 const T0: i64 = 1_750_000_000;
 
 crate::store_groups!(passkeys, passkey_counter_concurrent, ceremonies, ceremonies_concurrent);
 
-fn account(username: &str) -> Account {
-    Account {
-        id: Uuid::now_v7(),
-        username: username.into(),
-        password_hash: Some("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into()),
-        as_level: AsLevel::As1,
-        email: None,
-        phone: None,
-        email_verified_at: None,
-        phone_verified_at: None,
-        identity: None,
-        status: AccountStatus::Active,
-        always_second_factor: false,
-        created_at: T0,
-        updated_at: T0,
-    }
-}
-
 async fn seed(store: &DynStore, username: &str) -> Account {
-    let a = account(username);
-    store.create_account(&a, &AuditEvent::new(T0, "account.created", "test").account(a.id)).await.unwrap();
-    a
+    crate::common::seed_store_citizen(store, username, T0).await
 }
 
 fn passkey(account: &Account, credential_id: &str) -> PasskeyCredential {
