@@ -466,18 +466,9 @@ fn threads(pid: u32) -> Vec<(String, [f64; 3])> {
         .collect()
 }
 
-/// [`task_sched`] summed over a process's threads called `name` (`argon2`: the hashing workers).
-fn threads_sched(pid: u32, name: &str) -> [f64; 3] {
-    threads(pid).iter().filter(|(n, _)| n == name).fold([0.0; 3], |a, (_, f)| [a[0] + f[0], a[1] + f[1], a[2] + f[2]])
-}
-
-/// CPU seconds of a process's threads by name.
-fn threads_by_name(pid: u32) -> std::collections::BTreeMap<String, f64> {
-    let mut by = std::collections::BTreeMap::new();
-    for (name, figures) in threads(pid) {
-        *by.entry(name).or_insert(0.0) += figures[0];
-    }
-    by
+/// [`task_sched`] summed over the threads called `name` (`argon2`: the hashing workers).
+fn named(threads: &[(String, [f64; 3])], name: &str) -> [f64; 3] {
+    threads.iter().filter(|(n, _)| n == name).fold([0.0; 3], |a, (_, f)| [a[0] + f[0], a[1] + f[1], a[2] + f[2]])
 }
 
 /// Busy CPU time of the whole machine (all cores, `/proc/stat`: all but idle and iowait), in
@@ -1014,8 +1005,7 @@ async fn sign_in_cell(
     // The gateway's threads by name (CPU seconds), to see where "the rest" goes.
     let mut names = std::collections::BTreeMap::<String, f64>::new();
     for _ in 0..rounds {
-        let sched_before = threads_sched(pid, "argon2");
-        let names_before = threads_by_name(pid);
+        let threads_before = threads(pid);
         let before = [
             cpu_seconds(pid),
             threads_cpu_seconds(pid, "argon2-"),
@@ -1037,10 +1027,14 @@ async fn sign_in_cell(
             cpu_seconds(std::process::id()),
             machine_busy_seconds(),
         ];
-        let sched_after = threads_sched(pid, "argon2");
-        for (name, after) in threads_by_name(pid) {
-            *names.entry(name.clone()).or_insert(0.0) += after - names_before.get(&name).copied().unwrap_or(0.0);
+        let threads_after = threads(pid);
+        for (name, figures) in &threads_before {
+            *names.entry(name.clone()).or_insert(0.0) -= figures[0];
         }
+        for (name, figures) in &threads_after {
+            *names.entry(name.clone()).or_insert(0.0) += figures[0];
+        }
+        let (sched_before, sched_after) = (named(&threads_before, "argon2"), named(&threads_after, "argon2"));
         for i in 0..4 {
             cpu[i] += after[i] - before[i];
         }
@@ -1289,11 +1283,11 @@ async fn raw_argon2_rate(dur: Duration, workers: usize) -> (f64, xacthuc::authn:
     };
     run(None, 1).await;
     let me = std::process::id();
-    let before = threads_sched(me, "argon2");
+    let before = named(&threads(me), "argon2");
     let start = Instant::now();
     let n = run(Some(start + dur), 0).await;
     let elapsed = start.elapsed().as_secs_f64();
-    let after = threads_sched(me, "argon2");
+    let after = named(&threads(me), "argon2");
     let per_hash = [0, 1, 2].map(|i| (after[i] - before[i]) / n.max(1) as f64);
     (n as f64 / elapsed, params, per_hash)
 }
