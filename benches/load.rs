@@ -295,6 +295,11 @@ impl PgDatabase {
             .map_err(|e| e.to_string())?;
         let mut url = url::Url::parse(admin_url).map_err(|e| e.to_string())?;
         url.set_path(&name);
+        // The gateway's connections: commits as SQLite's are in the bench (no flush per commit)
+        // unless XACTHUC_BENCH_POSTGRES_SYNCHRONOUS_COMMIT=on; as an operator would set it.
+        if postgres_synchronous_commit() == "off" {
+            url.query_pairs_mut().append_pair("options", "-c synchronous_commit=off");
+        }
         Ok(PgDatabase { url: url.to_string(), admin_url: admin_url.to_string(), name })
     }
 
@@ -482,6 +487,19 @@ fn machine_busy_seconds() -> f64 {
         stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
     let (total, idle): (f64, f64) = (fields.iter().take(8).sum(), fields.iter().skip(3).take(2).sum());
     (total - idle) / 100.0
+}
+
+/// CPU seconds (utime + stime) of the machine's PostgreSQL server processes (`postgres`: the
+/// postmaster, its background workers, the backends of open connections; a backend that exits
+/// takes its figures with it, which the gateway's pool, keeping its connections, does not do
+/// during a cell).
+fn postgres_cpu_seconds() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0.0 };
+    dir.filter_map(Result::ok)
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
+        .filter(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim_end() == "postgres"))
+        .map(|e| stat_cpu_seconds(&e.path().join("stat").to_string_lossy()))
+        .sum()
 }
 
 /// utime + stime of a `/proc/…/stat` file, in seconds.
@@ -699,13 +717,22 @@ async fn run_backend(backend: &'static str, database_url: Option<String>, plan: 
         );
     }
     if let Some(url) = server.database_url.as_deref().and_then(|u| url::Url::parse(u).ok()) {
+        // What a connection made with the gateway's URL is actually given.
+        let commit = match <sqlx::PgConnection as sqlx::Connection>::connect(url.as_str()).await {
+            Ok(mut conn) => sqlx::query_scalar::<_, String>("SHOW synchronous_commit")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap_or_else(|e| format!("unknown ({e})")),
+            Err(e) => format!("unknown ({e})"),
+        };
+        let sslmode = url.query_pairs().find(|(k, _)| k == "sslmode").map(|(_, v)| format!("sslmode={v}"));
         report.fact(
             "postgres: connection",
             format!(
-                "{}:{} {} (XACTHUC_BENCH_POSTGRES_URL; commits synchronous, the server's default)",
+                "{}:{} {} (XACTHUC_BENCH_POSTGRES_URL); synchronous_commit={commit} (XACTHUC_BENCH_POSTGRES_SYNCHRONOUS_COMMIT; the server's default is on — docs/performance.md)",
                 url.host_str().unwrap_or("?"),
                 url.port().unwrap_or(5432),
-                url.query().unwrap_or("default TLS negotiation")
+                sslmode.as_deref().unwrap_or("default TLS negotiation")
             ),
         );
     }
@@ -1003,8 +1030,8 @@ async fn sign_in_cell(
     let params = raws[0].1;
     let mut all = Stats::default();
     // CPU seconds spent during the sign-in rounds only: gateway, its hashing threads, the load
-    // generator, the whole machine.
-    let mut cpu = [0.0f64; 4];
+    // generator, the whole machine, PostgreSQL's server processes.
+    let mut cpu = [0.0f64; 5];
     // The gateway's hashing threads: CPU (s), moves between cores, preemptions.
     let mut sched = [0.0f64; 3];
     // The gateway's threads by name (CPU seconds), to see where "the rest" goes.
@@ -1016,6 +1043,7 @@ async fn sign_in_cell(
             threads_cpu_seconds(pid, "argon2-"),
             cpu_seconds(std::process::id()),
             machine_busy_seconds(),
+            postgres_cpu_seconds(),
         ];
         let nav = nav.clone();
         let s = measure(login_conc, plan.cell, move |w| {
@@ -1031,6 +1059,7 @@ async fn sign_in_cell(
             threads_cpu_seconds(pid, "argon2-"),
             cpu_seconds(std::process::id()),
             machine_busy_seconds(),
+            postgres_cpu_seconds(),
         ];
         let threads_after = threads(pid);
         for (name, figures) in &threads_before {
@@ -1040,7 +1069,7 @@ async fn sign_in_cell(
             *names.entry(name.clone()).or_insert(0.0) += figures[0];
         }
         let (sched_before, sched_after) = (named(&threads_before, "argon2"), named(&threads_after, "argon2"));
-        for i in 0..4 {
+        for i in 0..5 {
             cpu[i] += after[i] - before[i];
         }
         for i in 0..3 {
@@ -1083,17 +1112,21 @@ async fn sign_in_cell(
     );
     // Where the cores went: one hash costs `cores / raw` core-seconds in the raw measurement;
     // the gateway's hashing threads, the rest of the gateway (HTTP, templates, database calls,
-    // audit), the load generator and everything else on the machine (the database server, the
-    // kernel's own threads) share the same cores.
+    // audit), the load generator, PostgreSQL's server and everything else on the machine (the
+    // kernel's own threads, the machine's idle services) share the same cores.
     let n = all.ok().max(1) as f64;
-    let [gateway, hashing, generator, machine] = cpu.map(|c| c * 1000.0 / n);
-    let others = (machine - gateway - generator).max(0.0);
+    let [gateway, hashing, generator, machine, postgres] = cpu.map(|c| c * 1000.0 / n);
+    // PostgreSQL's processes are named apart on its backend only (its idle server is on the
+    // machine during the SQLite half too, in "the rest").
+    let postgres = if backend == "postgres" { postgres } else { 0.0 };
+    let others = (machine - gateway - generator - postgres).max(0.0);
     report.fact(
         format!("{backend}: CPU per password sign-in"),
         format!(
-            "gateway {gateway:.1} ms (hashing threads {hashing:.1} ms, raw Argon2id {:.1} ms; the rest {:.1} ms), load generator {generator:.1} ms, rest of the machine {others:.1} ms",
+            "gateway {gateway:.1} ms (hashing threads {hashing:.1} ms, raw Argon2id {:.1} ms; the rest {:.1} ms), load generator {generator:.1} ms, {}rest of the machine {others:.1} ms",
             cores as f64 * 1000.0 / raw,
             gateway - hashing,
+            if backend == "postgres" { format!("PostgreSQL's server {postgres:.1} ms, ") } else { String::new() },
         ),
     );
     // The gateway alone: the share of its own CPU that went to hashing. With the load generator
@@ -1375,6 +1408,15 @@ fn sqlite_synchronous() -> String {
     match std::env::var("XACTHUC_BENCH_SQLITE_SYNCHRONOUS").as_deref() {
         Ok("full") => "full".into(),
         _ => "normal".into(),
+    }
+}
+
+/// `XACTHUC_BENCH_POSTGRES_SYNCHRONOUS_COMMIT` (`off` unless set to `on`): the PostgreSQL half's
+/// counterpart of [`sqlite_synchronous`] — commits not flushed one by one.
+fn postgres_synchronous_commit() -> &'static str {
+    match std::env::var("XACTHUC_BENCH_POSTGRES_SYNCHRONOUS_COMMIT").as_deref() {
+        Ok("on") => "on",
+        _ => "off",
     }
 }
 
