@@ -1043,7 +1043,7 @@ async fn sign_in_cell(
             threads_cpu_seconds(pid, "argon2-"),
             cpu_seconds(std::process::id()),
             machine_busy_seconds(),
-            postgres_cpu_seconds(),
+            if backend == "postgres" { postgres_cpu_seconds() } else { 0.0 },
         ];
         let nav = nav.clone();
         let s = measure(login_conc, plan.cell, move |w| {
@@ -1059,7 +1059,7 @@ async fn sign_in_cell(
             threads_cpu_seconds(pid, "argon2-"),
             cpu_seconds(std::process::id()),
             machine_busy_seconds(),
-            postgres_cpu_seconds(),
+            if backend == "postgres" { postgres_cpu_seconds() } else { 0.0 },
         ];
         let threads_after = threads(pid);
         for (name, figures) in &threads_before {
@@ -1115,10 +1115,9 @@ async fn sign_in_cell(
     // audit), the load generator, PostgreSQL's server and everything else on the machine (the
     // kernel's own threads, the machine's idle services) share the same cores.
     let n = all.ok().max(1) as f64;
+    // PostgreSQL's processes are counted apart on its backend only (zero on SQLite, where its
+    // idle server stays in "the rest").
     let [gateway, hashing, generator, machine, postgres] = cpu.map(|c| c * 1000.0 / n);
-    // PostgreSQL's processes are named apart on its backend only (its idle server is on the
-    // machine during the SQLite half too, in "the rest").
-    let postgres = if backend == "postgres" { postgres } else { 0.0 };
     let others = (machine - gateway - generator - postgres).max(0.0);
     report.fact(
         format!("{backend}: CPU per password sign-in"),
